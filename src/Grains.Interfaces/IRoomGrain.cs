@@ -1,0 +1,40 @@
+using System.Collections.Immutable;
+using Broker.Grains.Models;
+using Orleans.Concurrency;
+
+namespace Broker.Grains;
+
+/// <summary>
+/// A room, keyed "{namespace}/{room}": the single writer that orders its messages. It assigns
+/// seq (1, 2, 3 … within an epoch), keeps members per front-end, presence and the history
+/// window, and pushes each event to every front-end holding members, one ordered queue per
+/// front-end so that a slow or dead front-end never delays the others.
+/// </summary>
+[Alias("Broker.IRoomGrain")]
+public interface IRoomGrain : IGrainWithStringKey
+{
+    [Alias("Join")]
+    Task<JoinResult> Join(JoinRequest request);
+
+    /// <summary>Removes a connection; returns false when it was not a member.</summary>
+    [Alias("Leave")]
+    Task<bool> Leave(string connectionId);
+
+    [Alias("Publish")]
+    Task<PublishResult> Publish(PublishRequest request);
+
+    [ReadOnly, Alias("GetPresence")]
+    Task<ImmutableArray<PresenceEntry>> GetPresence();
+
+    /// <summary>Messages after <paramref name="since"/> (oldest first), or the latest ones when since is null.</summary>
+    [ReadOnly, Alias("GetHistory")]
+    Task<HistoryPage> GetHistory(long? since, int limit);
+
+    /// <summary>
+    /// A front-end restates which of its connections are members. Keeps the room active while
+    /// it has members and rebuilds membership after the room's activation was lost. Additive:
+    /// members are removed only by Leave, so a sync racing a join never drops anybody.
+    /// </summary>
+    [Alias("SyncFrontend")]
+    Task SyncFrontend(FrontendRoomSync sync);
+}

@@ -1,0 +1,102 @@
+using System.Collections.Immutable;
+
+namespace Broker.Grains.Models;
+
+/// <summary>The namespace settings a room needs. Front-ends own namespace configuration and send it along.</summary>
+[GenerateSerializer, Immutable, Alias("Broker.RoomPolicy")]
+public sealed record RoomPolicy(
+    [property: Id(0)] int HistoryLimit,
+    [property: Id(1)] bool Presence);
+
+/// <summary>A message as the room ordered it. Payload is the client's raw JSON "data", never parsed by grains.</summary>
+[GenerateSerializer, Immutable, Alias("Broker.RoomMessage")]
+public sealed record RoomMessage(
+    [property: Id(0)] long Seq,
+    [property: Id(1)] string From,
+    [property: Id(2)] long Timestamp,
+    [property: Id(3)] byte[] Payload);
+
+[GenerateSerializer, Alias("Broker.RoomEventKind")]
+public enum RoomEventKind : byte
+{
+    Message = 0,
+    MemberJoined = 1,
+    MemberLeft = 2,
+}
+
+/// <summary>
+/// One entry of a room's outgoing stream. Version grows by one per event of the activation
+/// (messages and member events alike), so a front-end can tell which events a joining
+/// connection must see: exactly those with Version greater than the join's.
+/// </summary>
+[GenerateSerializer, Immutable, Alias("Broker.RoomEvent")]
+public sealed record RoomEvent(
+    [property: Id(0)] long Version,
+    [property: Id(1)] RoomEventKind Kind,
+    [property: Id(2)] string User,
+    [property: Id(3)] RoomMessage? Message);
+
+[GenerateSerializer, Immutable, Alias("Broker.RoomDelivery")]
+public sealed record RoomDelivery(
+    [property: Id(0)] string Namespace,
+    [property: Id(1)] string Room,
+    [property: Id(2)] string Epoch,
+    [property: Id(3)] ImmutableArray<RoomEvent> Events);
+
+[GenerateSerializer, Immutable, Alias("Broker.JoinRequest")]
+public sealed record JoinRequest(
+    [property: Id(0)] string ConnectionId,
+    [property: Id(1)] string User,
+    [property: Id(2)] string FrontendId,
+    [property: Id(3)] IFrontendObserver Frontend,
+    [property: Id(4)] RoomPolicy Policy,
+    [property: Id(5)] long? Since,
+    [property: Id(6)] string? Epoch);
+
+/// <summary>
+/// Seq is the room's latest seq; Version the room's stream position at the join. When the
+/// join asked to recover and could, Missed holds every message after Since, in order.
+/// </summary>
+[GenerateSerializer, Immutable, Alias("Broker.JoinResult")]
+public sealed record JoinResult(
+    [property: Id(0)] long Seq,
+    [property: Id(1)] string Epoch,
+    [property: Id(2)] long Version,
+    [property: Id(3)] bool Recovered,
+    [property: Id(4)] ImmutableArray<RoomMessage> Missed);
+
+[GenerateSerializer, Immutable, Alias("Broker.PublishRequest")]
+public sealed record PublishRequest(
+    [property: Id(0)] string User,
+    [property: Id(1)] byte[] Payload,
+    [property: Id(2)] string? MsgId,
+    [property: Id(3)] RoomPolicy Policy);
+
+/// <summary>Duplicate is true when MsgId had been seen: Seq is then the first publish's.</summary>
+[GenerateSerializer, Immutable, Alias("Broker.PublishResult")]
+public sealed record PublishResult(
+    [property: Id(0)] long Seq,
+    [property: Id(1)] string Epoch,
+    [property: Id(2)] bool Duplicate);
+
+[GenerateSerializer, Immutable, Alias("Broker.PresenceEntry")]
+public sealed record PresenceEntry(
+    [property: Id(0)] string User,
+    [property: Id(1)] int Connections);
+
+[GenerateSerializer, Immutable, Alias("Broker.HistoryPage")]
+public sealed record HistoryPage(
+    [property: Id(0)] string Epoch,
+    [property: Id(1)] ImmutableArray<RoomMessage> Messages);
+
+[GenerateSerializer, Immutable, Alias("Broker.RoomMemberRef")]
+public sealed record RoomMemberRef(
+    [property: Id(0)] string ConnectionId,
+    [property: Id(1)] string User);
+
+[GenerateSerializer, Immutable, Alias("Broker.FrontendRoomSync")]
+public sealed record FrontendRoomSync(
+    [property: Id(0)] string FrontendId,
+    [property: Id(1)] IFrontendObserver Frontend,
+    [property: Id(2)] RoomPolicy Policy,
+    [property: Id(3)] ImmutableArray<RoomMemberRef> Members);

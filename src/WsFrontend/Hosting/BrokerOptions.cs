@@ -1,0 +1,151 @@
+using Broker.Grains.Models;
+
+namespace Broker.Frontend.Hosting;
+
+/// <summary>
+/// Everything a front-end can be told, bound from the "Broker" configuration section
+/// (appsettings.json, environment variables such as Broker__MaxFrameBytes, or --Broker:X=Y).
+/// Every limit has a default here, validated at start-up, and documented in the README.
+/// </summary>
+public sealed class BrokerOptions
+{
+    public const string SectionName = "Broker";
+    public const int DefaultMaxFrameBytes = 64 * 1024;
+    public const int DefaultOutboxFrames = 1024;
+    public const int DefaultMaxRoomsPerConnection = 100;
+    public const int DefaultRateLimitPerSecond = 500;
+    public const int DefaultRateLimitBurst = 1000;
+    public const int DefaultMaxNameLength = 200;
+
+    /// <summary>This front-end's name in welcome frames and logs; default "fe-" and 8 random hex digits.</summary>
+    public string? NodeId { get; set; }
+
+    /// <summary>Largest text frame accepted, in bytes; larger ones close the connection with 1009.</summary>
+    public int MaxFrameBytes { get; set; } = DefaultMaxFrameBytes;
+
+    /// <summary>Frames waiting to be written to one socket; when full the client is closed with 1013.</summary>
+    public int OutboxFrames { get; set; } = DefaultOutboxFrames;
+
+    /// <summary>Rooms one connection may be in at once; a join beyond it gets too_large.</summary>
+    public int MaxRoomsPerConnection { get; set; } = DefaultMaxRoomsPerConnection;
+
+    /// <summary>Sustained frames per second one connection may send (token bucket); 0 turns the limit off.</summary>
+    public int RateLimitPerSecond { get; set; } = DefaultRateLimitPerSecond;
+
+    /// <summary>Frames a connection may send in a burst above the sustained rate.</summary>
+    public int RateLimitBurst { get; set; } = DefaultRateLimitBurst;
+
+    /// <summary>Longest room, user, msgId or recipient name, in characters.</summary>
+    public int MaxNameLength { get; set; } = DefaultMaxNameLength;
+
+    /// <summary>Interval of protocol-level WebSocket pings; 0 turns them off.</summary>
+    public TimeSpan KeepAliveInterval { get; set; } = TimeSpan.FromSeconds(20);
+
+    /// <summary>A connection whose pong does not come back within this time is closed; 0 waits forever.</summary>
+    public TimeSpan KeepAliveTimeout { get; set; } = TimeSpan.FromSeconds(20);
+
+    /// <summary>How long a closing handshake may take before the socket is aborted.</summary>
+    public TimeSpan CloseTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How long a frame may wait for the cluster before the client gets unavailable.</summary>
+    public TimeSpan ClusterCallTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How often the front-end restates its members to their rooms and users (keeps them active, rebuilds lost state).</summary>
+    public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Browser origins allowed to connect; empty allows any. Others get HTTP 403.</summary>
+    public List<string> AllowedOrigins { get; set; } = [];
+
+    /// <summary>The namespaces served, by name; "default" is the path "/". Three ship by default.</summary>
+    public Dictionary<string, NamespaceOptions> Namespaces { get; set; } = new(StringComparer.Ordinal)
+    {
+        ["default"] = new NamespaceOptions(),
+        ["chat"] = new NamespaceOptions(),
+        ["notifications"] = new NamespaceOptions { Presence = false, ClientPublish = false },
+    };
+
+    /// <summary>The embedded silo (the default mode: one process, no Redis).</summary>
+    public EmbeddedSiloOptions Embedded { get; set; } = new();
+
+    public NamespaceOptions? FindNamespace(string name) =>
+        Namespaces.TryGetValue(name, out var ns) && ns.Enabled ? ns : null;
+
+    internal IEnumerable<string> Validate()
+    {
+        if (MaxFrameBytes < 256)
+        {
+            yield return "Broker:MaxFrameBytes must be at least 256.";
+        }
+
+        if (OutboxFrames < 1)
+        {
+            yield return "Broker:OutboxFrames must be at least 1.";
+        }
+
+        if (MaxRoomsPerConnection < 1)
+        {
+            yield return "Broker:MaxRoomsPerConnection must be at least 1.";
+        }
+
+        if (RateLimitPerSecond < 0 || (RateLimitPerSecond > 0 && RateLimitBurst < 1))
+        {
+            yield return "Broker:RateLimitPerSecond must be 0 (off) or positive, with RateLimitBurst at least 1.";
+        }
+
+        if (MaxNameLength < 1)
+        {
+            yield return "Broker:MaxNameLength must be at least 1.";
+        }
+
+        if (CloseTimeout <= TimeSpan.Zero || ClusterCallTimeout <= TimeSpan.Zero || HeartbeatInterval <= TimeSpan.Zero)
+        {
+            yield return "Broker:CloseTimeout, ClusterCallTimeout and HeartbeatInterval must be positive.";
+        }
+
+        foreach (var (name, ns) in Namespaces)
+        {
+            if (name.Length == 0 || name.Contains('/') || name == "echo" || name == "healthz" || name == "api")
+            {
+                yield return $"Broker:Namespaces:{name} is not a valid namespace name (no '/', and not echo, healthz or api).";
+            }
+
+            if (ns.History < 0)
+            {
+                yield return $"Broker:Namespaces:{name}:History must be 0 or more.";
+            }
+        }
+    }
+}
+
+/// <summary>Per-namespace behaviour (protocol.md "Namespace options").</summary>
+public sealed class NamespaceOptions
+{
+    /// <summary>false removes a namespace that ships by default.</summary>
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>Messages kept per room for history and recovery; 0 keeps none.</summary>
+    public int History { get; set; } = 100;
+
+    /// <summary>Presence queries and member_joined/member_left events.</summary>
+    public bool Presence { get; set; } = true;
+
+    /// <summary>Clients may publish; when false only the server's HTTP API may (clients get forbidden).</summary>
+    public bool ClientPublish { get; set; } = true;
+
+    /// <summary>A client may publish only to rooms it has joined (else not_member).</summary>
+    public bool RequireMembership { get; set; } = true;
+
+    /// <summary>Allow ?user=NAME and anonymous ids; when false a connection needs a token (HTTP 401 without one).</summary>
+    public bool Anonymous { get; set; } = true;
+
+    internal RoomPolicy ToRoomPolicy() => new(History, Presence);
+}
+
+public sealed class EmbeddedSiloOptions
+{
+    /// <summary>Silo-to-silo port of the embedded silo (loopback only).</summary>
+    public int SiloPort { get; set; } = 11111;
+
+    /// <summary>Gateway port for outside Orleans clients; 0 (default) opens none.</summary>
+    public int GatewayPort { get; set; }
+}

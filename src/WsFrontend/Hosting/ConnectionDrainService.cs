@@ -1,0 +1,55 @@
+using Broker.Frontend.Connections;
+using Broker.Frontend.Protocol;
+using Microsoft.Extensions.Options;
+
+namespace Broker.Frontend.Hosting;
+
+/// <summary>
+/// On shutdown (Ctrl+C, SIGTERM), before the server or the cluster client stops: every socket
+/// gets close 1012 after the frames already queued for it, and every connection leaves its
+/// rooms, so that other members see member_left instead of ghosts.
+/// </summary>
+public sealed partial class ConnectionDrainService : IHostedLifecycleService
+{
+    private readonly FrontendNode _node;
+    private readonly BrokerOptions _options;
+    private readonly ILogger<ConnectionDrainService> _logger;
+
+    public ConnectionDrainService(FrontendNode node, IOptions<BrokerOptions> options, ILogger<ConnectionDrainService> logger)
+    {
+        _node = node;
+        _options = options.Value;
+        _logger = logger;
+    }
+
+    public async Task StoppingAsync(CancellationToken cancellationToken)
+    {
+        var count = _node.ConnectionCount;
+        LogDraining(_logger, _node.Id, count);
+        try
+        {
+            var budget = _options.CloseTimeout + _options.CloseTimeout + _options.ClusterCallTimeout;
+            await _node.CloseAllAsync(CloseCodes.ServiceRestart, "Server shutting down; reconnect to any node.").WaitAsync(budget, cancellationToken);
+        }
+        catch (Exception ex) when (ex is TimeoutException or OperationCanceledException)
+        {
+            LogDrainIncomplete(_logger, _node.ConnectionCount);
+        }
+    }
+
+    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Front-end {NodeId} shutting down: closing {Count} connections with 1012")]
+    private static partial void LogDraining(ILogger logger, string nodeId, int count);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Shutdown went on with {Count} connections still closing")]
+    private static partial void LogDrainIncomplete(ILogger logger, int count);
+}
