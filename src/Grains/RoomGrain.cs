@@ -8,9 +8,18 @@ namespace Broker.Grains;
 /// The single writer of a room. State lives in memory for now: an activation that is lost
 /// (silo crash, idle collection with no members) comes back with a new epoch and seq 0, which
 /// clients see as "history lost" (recovered:false) — a seq is never reused within an epoch.
+/// Invariants: seq grows by one per accepted publish; Version grows by one per event
+/// (message or member event); each front-end's queue receives events in Version order.
 /// </summary>
+[CollectionAgeLimit(Minutes = RoomGrain.IdleMinutes)]
 public sealed partial class RoomGrain : Grain, IRoomGrain
 {
+    /// <summary>
+    /// A room nobody has called for this long is deactivated and its in-memory history lost.
+    /// Rooms with members are called by their front-ends' heartbeats, so only empty rooms go.
+    /// </summary>
+    public const double IdleMinutes = 60;
+
     /// <summary>How many msgIds a room remembers for idempotent publish, at least.</summary>
     internal const int MinDedupeWindow = 1024;
 

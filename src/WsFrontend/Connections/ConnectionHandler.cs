@@ -159,15 +159,17 @@ public sealed partial class ConnectionHandler
             return Task.CompletedTask;
         }
 
-        if (!_parser.TryParse(span, out var frame, out var error))
+        // Every frame counts against the rate, the ones that fail to parse included.
+        var parsed = _parser.TryParse(span, out var frame, out var error);
+        if (!limiter.TryTake())
         {
-            connection.Send(FrameWriter.Error(error.Id, error.Code, error.Message));
+            connection.Send(FrameWriter.Error(parsed ? frame.Id : error.Id, ErrorCodes.RateLimited, RateLimitedMessage()));
             return Task.CompletedTask;
         }
 
-        if (!limiter.TryTake())
+        if (!parsed)
         {
-            connection.Send(FrameWriter.Error(frame.Id, ErrorCodes.RateLimited, RateLimitedMessage()));
+            connection.Send(FrameWriter.Error(error.Id, error.Code, error.Message));
             return Task.CompletedTask;
         }
 

@@ -26,6 +26,7 @@ public static partial class BrokerEndpoints
                 ? Results.Json(new { status = "stopping", node = node.Id }, statusCode: StatusCodes.Status503ServiceUnavailable)
                 : Results.Json(new { status = "ok", node = node.Id, connections = node.ConnectionCount }));
         app.Map("/echo", (HttpContext context) => EchoAsync(context, options));
+        app.MapServerApi();
         app.Map("/{**path}", NamespaceAsync);
         return app;
     }

@@ -53,6 +53,9 @@ public sealed class BrokerOptions
     /// <summary>How often the front-end restates its members to their rooms and users (keeps them active, rebuilds lost state).</summary>
     public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>Key for the server HTTP API (Authorization: Bearer KEY); unset serves loopback callers only.</summary>
+    public string? ApiKey { get; set; }
+
     /// <summary>Browser origins allowed to connect; empty allows any. Others get HTTP 403.</summary>
     public List<string> AllowedOrigins { get; set; } = [];
 
