@@ -14,6 +14,7 @@ internal sealed class FrontendQueue<T>
 {
     private readonly Func<IFrontendObserver, ImmutableArray<T>, Task> _send;
     private readonly Action<FrontendQueue<T>, Exception> _onFailure;
+    private readonly Action<FrontendQueue<T>> _onIdle;
     private readonly List<T> _pending = [];
     private bool _pumping;
 
@@ -21,12 +22,14 @@ internal sealed class FrontendQueue<T>
         string frontendId,
         IFrontendObserver observer,
         Func<IFrontendObserver, ImmutableArray<T>, Task> send,
-        Action<FrontendQueue<T>, Exception> onFailure)
+        Action<FrontendQueue<T>, Exception> onFailure,
+        Action<FrontendQueue<T>> onIdle)
     {
         FrontendId = frontendId;
         Observer = observer;
         _send = send;
         _onFailure = onFailure;
+        _onIdle = onIdle;
     }
 
     public string FrontendId { get; }
@@ -36,7 +39,9 @@ internal sealed class FrontendQueue<T>
     /// <summary>Set when the front-end failed or was dropped; nothing more is sent.</summary>
     public bool Closed { get; private set; }
 
-    public int PendingCount => _pending.Count;
+    /// <summary>Nothing queued and no call in flight. Only an idle queue may be replaced by a new one,
+    /// or two pumps would race to the same front-end and reorder its stream.</summary>
+    public bool IsIdle => !_pumping && _pending.Count == 0;
 
     /// <summary>How many of the owner's members (connections) sit on this front-end.</summary>
     public int MemberCount { get; set; }
@@ -87,6 +92,11 @@ internal sealed class FrontendQueue<T>
         finally
         {
             _pumping = false;
+        }
+
+        if (!Closed)
+        {
+            _onIdle(this);
         }
     }
 }

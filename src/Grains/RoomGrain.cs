@@ -148,7 +148,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
 
         if (!_frontends.TryGetValue(frontendId, out var queue))
         {
-            queue = new FrontendQueue<RoomEvent>(frontendId, observer, SendAsync, OnFrontendFailed);
+            queue = new FrontendQueue<RoomEvent>(frontendId, observer, SendAsync, OnFrontendFailed, OnFrontendIdle);
             _frontends[frontendId] = queue;
         }
         else
@@ -183,9 +183,10 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
             _connectionsPerUser[member.User] = remaining;
         }
 
-        if (_frontends.TryGetValue(member.FrontendId, out var queue) && --queue.MemberCount == 0)
+        if (_frontends.TryGetValue(member.FrontendId, out var queue) && --queue.MemberCount == 0 && queue.IsIdle)
         {
-            // Events already queued for that front-end still go out; nothing new is added.
+            // A queue still sending stays until it is idle (OnFrontendIdle), so a member who
+            // comes back on that front-end reuses it and its stream stays in order.
             _frontends.Remove(member.FrontendId);
         }
 
@@ -201,12 +202,23 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
     {
         foreach (var queue in _frontends.Values)
         {
-            queue.Enqueue(roomEvent);
+            if (queue.MemberCount > 0)
+            {
+                queue.Enqueue(roomEvent);
+            }
         }
     }
 
     private Task SendAsync(IFrontendObserver observer, ImmutableArray<RoomEvent> events) =>
         observer.DeliverRoom(new RoomDelivery(_namespace, _room, _epoch, events));
+
+    private void OnFrontendIdle(FrontendQueue<RoomEvent> queue)
+    {
+        if (queue.MemberCount == 0 && _frontends.TryGetValue(queue.FrontendId, out var current) && ReferenceEquals(current, queue))
+        {
+            _frontends.Remove(queue.FrontendId);
+        }
+    }
 
     private void OnFrontendFailed(FrontendQueue<RoomEvent> queue, Exception exception)
     {

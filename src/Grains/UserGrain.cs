@@ -35,7 +35,8 @@ public sealed partial class UserGrain : Grain, IUserGrain
     {
         if (_frontendByConnection.Remove(connectionId, out var frontendId)
             && _frontends.TryGetValue(frontendId, out var queue)
-            && --queue.MemberCount == 0)
+            && --queue.MemberCount == 0
+            && queue.IsIdle)
         {
             _frontends.Remove(frontendId);
         }
@@ -47,7 +48,10 @@ public sealed partial class UserGrain : Grain, IUserGrain
     {
         foreach (var queue in _frontends.Values)
         {
-            queue.Enqueue(message);
+            if (queue.MemberCount > 0)
+            {
+                queue.Enqueue(message);
+            }
         }
 
         return Task.FromResult(_frontendByConnection.Count);
@@ -72,7 +76,7 @@ public sealed partial class UserGrain : Grain, IUserGrain
 
         if (!_frontends.TryGetValue(frontendId, out var queue))
         {
-            queue = new FrontendQueue<DirectMessage>(frontendId, observer, SendAsync, OnFrontendFailed);
+            queue = new FrontendQueue<DirectMessage>(frontendId, observer, SendAsync, OnFrontendFailed, OnFrontendIdle);
             _frontends[frontendId] = queue;
         }
 
@@ -83,6 +87,14 @@ public sealed partial class UserGrain : Grain, IUserGrain
 
     private Task SendAsync(IFrontendObserver observer, ImmutableArray<DirectMessage> messages) =>
         observer.DeliverDirect(new DirectDelivery(_namespace, _user, messages));
+
+    private void OnFrontendIdle(FrontendQueue<DirectMessage> queue)
+    {
+        if (queue.MemberCount == 0 && _frontends.TryGetValue(queue.FrontendId, out var current) && ReferenceEquals(current, queue))
+        {
+            _frontends.Remove(queue.FrontendId);
+        }
+    }
 
     private void OnFrontendFailed(FrontendQueue<DirectMessage> queue, Exception exception)
     {

@@ -33,12 +33,20 @@ public sealed partial class ConnectionHandler
         _logger = logger;
     }
 
-    public async Task RunAsync(WebSocket socket, string ns, NamespaceOptions nsOptions, string user)
+    /// <param name="expires">When the connection's token expires: the connection is then closed with 1008.</param>
+    public async Task RunAsync(WebSocket socket, string ns, NamespaceOptions nsOptions, string user, DateTimeOffset? expires = null)
     {
         var connection = new ClientConnection(_node.NextConnectionId(), user, ns, nsOptions, socket, _options.OutboxFrames, _options.CloseTimeout);
         var userKey = GrainKeys.Of(ns, user);
         _node.Register(connection);
         var writer = connection.RunWriterAsync();
+        using var expiry = expires is { } at
+            ? _time.CreateTimer(
+                _ => connection.Close(CloseCodes.PolicyViolation, "The token expired; reconnect with a fresh one."),
+                null,
+                TimeSpan.FromTicks(Math.Max(0, (at - _time.GetUtcNow()).Ticks)),
+                Timeout.InfiniteTimeSpan)
+            : null;
         LogConnected(_logger, connection.Id, ns, user);
         try
         {

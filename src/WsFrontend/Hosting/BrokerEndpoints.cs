@@ -69,24 +69,33 @@ public static partial class BrokerEndpoints
             return;
         }
 
+        // Identity, in protocol order: a token; else ?user= where allowed; else an anonymous id.
+        var token = BearerToken(context);
         var user = context.Request.Query["user"].ToString();
-        if (user.Length > 0)
+        DateTimeOffset? expires = null;
+        if (token is not null)
+        {
+            var identity = await context.RequestServices.GetRequiredService<TokenAuthenticator>().ValidateAsync(token);
+            if (!identity.Valid)
+            {
+                await RefuseAsync(context, StatusCodes.Status401Unauthorized, identity.Error);
+                return;
+            }
+
+            user = identity.User;
+            expires = identity.Expires;
+        }
+        else if (user.Length > 0)
         {
             if (!nsOptions.Anonymous)
             {
                 await RefuseAsync(context, StatusCodes.Status401Unauthorized, $"Namespace \"{ns}\" does not accept ?user=; present a token.");
                 return;
             }
-
-            if (user.Length > options.MaxNameLength)
-            {
-                await RefuseAsync(context, StatusCodes.Status400BadRequest, $"?user= is {user.Length} characters long; the limit is {options.MaxNameLength}.");
-                return;
-            }
         }
         else if (!nsOptions.Anonymous)
         {
-            await RefuseAsync(context, StatusCodes.Status401Unauthorized, $"Namespace \"{ns}\" needs a token.");
+            await RefuseAsync(context, StatusCodes.Status401Unauthorized, $"Namespace \"{ns}\" needs a token (Authorization: Bearer or ?token=).");
             return;
         }
         else
@@ -94,8 +103,25 @@ public static partial class BrokerEndpoints
             user = "anon-" + Guid.NewGuid().ToString("N")[..12];
         }
 
+        if (user.Length > options.MaxNameLength)
+        {
+            await RefuseAsync(context, StatusCodes.Status400BadRequest, $"The user name is {user.Length} characters long; the limit is {options.MaxNameLength}.");
+            return;
+        }
+
         using var socket = await context.WebSockets.AcceptWebSocketAsync();
-        await context.RequestServices.GetRequiredService<ConnectionHandler>().RunAsync(socket, ns, nsOptions, user);
+        await context.RequestServices.GetRequiredService<ConnectionHandler>().RunAsync(socket, ns, nsOptions, user, expires);
+    }
+
+    private static string? BearerToken(HttpContext context)
+    {
+        var header = context.Request.Headers.Authorization.ToString();
+        if (header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+        {
+            return header[7..].Trim();
+        }
+
+        return context.Request.Query.TryGetValue("token", out var query) ? query.ToString() : null;
     }
 
     private static bool OriginAllowed(HttpContext context, BrokerOptions options)
@@ -168,7 +194,7 @@ public static partial class BrokerEndpoints
                     var reply = new byte[ServerReceived.Length + text.Length];
                     ServerReceived.CopyTo(reply, 0);
                     text.Span.CopyTo(reply.AsSpan(ServerReceived.Length));
-                    await socket.SendAsync(reply, result.MessageType, true, CancellationToken.None);
+                    await socket.SendAsync(reply, WebSocketMessageType.Text, true, CancellationToken.None);
                 }
             }
         }

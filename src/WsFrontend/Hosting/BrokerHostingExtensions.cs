@@ -41,6 +41,7 @@ public static partial class BrokerHostingExtensions
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<FrontendNode>();
         builder.Services.AddSingleton<ConnectionHandler>();
+        builder.Services.AddSingleton<TokenAuthenticator>();
         builder.Services.AddHostedService<FrontendHeartbeat>();
         builder.Services.AddHostedService<ConnectionDrainService>();
         builder.Services.AddHostedService<StartupLog>();

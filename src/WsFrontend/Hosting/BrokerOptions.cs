@@ -53,6 +53,9 @@ public sealed class BrokerOptions
     /// <summary>How often the front-end restates its members to their rooms and users (keeps them active, rebuilds lost state).</summary>
     public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>JWT identity: a token's "sub" is the user (protocol.md "Connecting").</summary>
+    public JwtOptions Jwt { get; set; } = new();
+
     /// <summary>Key for the server HTTP API (Authorization: Bearer KEY); unset serves loopback callers only.</summary>
     public string? ApiKey { get; set; }
 
@@ -103,6 +106,11 @@ public sealed class BrokerOptions
         if (CloseTimeout <= TimeSpan.Zero || ClusterCallTimeout <= TimeSpan.Zero || HeartbeatInterval <= TimeSpan.Zero)
         {
             yield return "Broker:CloseTimeout, ClusterCallTimeout and HeartbeatInterval must be positive.";
+        }
+
+        if (!string.IsNullOrEmpty(Jwt.SigningKey) && System.Text.Encoding.UTF8.GetByteCount(Jwt.SigningKey) < 32)
+        {
+            yield return "Broker:Jwt:SigningKey must be at least 32 bytes long.";
         }
 
         foreach (var (name, ns) in Namespaces)

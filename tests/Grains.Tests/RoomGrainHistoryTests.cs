@@ -1,0 +1,151 @@
+using Broker.Grains.Tests.Infrastructure;
+
+namespace Broker.Grains.Tests;
+
+[Collection(ClusterCollection.Name)]
+public sealed class RoomGrainHistoryTests(ClusterFixture fixture) : GrainTestBase(fixture)
+{
+    [Fact]
+    public async Task Publish_BeyondHistoryLimit_KeepsLatestN()
+    {
+        var room = Room(NewKey());
+        var policy = Policy(history: 5);
+        var join = await room.Join(JoinOf("c1", "alice", NewFrontend("a"), policy));
+        await PublishManyAsync(room, 12, policy);
+
+        var page = await room.GetHistory(null, 100);
+
+        Assert.Equal(join.Epoch, page.Epoch);
+        Assert.Equal([8L, 9, 10, 11, 12], page.Messages.Select(m => m.Seq));
+        Assert.Equal(Json("{\"n\":12}"), page.Messages[^1].Payload);
+    }
+
+    [Fact]
+    public async Task Publish_HistoryLimitZero_KeepsNothing()
+    {
+        var room = Room(NewKey());
+        var policy = Policy(history: 0);
+        await room.Join(JoinOf("c1", "alice", NewFrontend("a"), policy));
+        await PublishManyAsync(room, 3, policy);
+
+        Assert.Empty((await room.GetHistory(null, 100)).Messages);
+        Assert.Empty((await room.GetHistory(0, 100)).Messages);
+    }
+
+    [Fact]
+    public async Task GetHistory_Since_ReturnsMessagesAfterSinceOldestFirst()
+    {
+        var room = Room(NewKey());
+        await room.Join(JoinOf("c1", "alice", NewFrontend("a")));
+        await PublishManyAsync(room, 10, Policy());
+
+        var limited = await room.GetHistory(4, 3);
+        var all = await room.GetHistory(4, 100);
+        var none = await room.GetHistory(10, 100);
+
+        Assert.Equal([5L, 6, 7], limited.Messages.Select(m => m.Seq));
+        Assert.Equal([5L, 6, 7, 8, 9, 10], all.Messages.Select(m => m.Seq));
+        Assert.Empty(none.Messages);
+        Assert.Equal(Json("{\"n\":5}"), all.Messages[0].Payload);
+        Assert.Equal("alice", all.Messages[0].From);
+    }
+
+    [Fact]
+    public async Task GetHistory_NullSince_ReturnsLatestOldestFirst()
+    {
+        var room = Room(NewKey());
+        await room.Join(JoinOf("c1", "alice", NewFrontend("a")));
+        await PublishManyAsync(room, 10, Policy());
+
+        var page = await room.GetHistory(null, 3);
+
+        Assert.Equal([8L, 9, 10], page.Messages.Select(m => m.Seq));
+        Assert.Empty((await room.GetHistory(null, 0)).Messages);
+    }
+
+    [Fact]
+    public async Task Join_SinceInsideWindow_RecoversExactlyMissedMessages()
+    {
+        var room = Room(NewKey());
+        var first = await room.Join(JoinOf("c1", "alice", NewFrontend("a")));
+        await PublishManyAsync(room, 10, Policy());
+
+        var rejoin = await room.Join(JoinOf("c2", "alice", NewFrontend("b"), since: 6, epoch: first.Epoch));
+
+        Assert.True(rejoin.Recovered);
+        Assert.Equal(10, rejoin.Seq);
+        Assert.Equal([7L, 8, 9, 10], rejoin.Missed.Select(m => m.Seq));
+        Assert.Equal(Json("{\"n\":7}"), rejoin.Missed[0].Payload);
+    }
+
+    [Fact]
+    public async Task Join_SinceIsLatest_RecoveredWithNoMessages()
+    {
+        var room = Room(NewKey());
+        var first = await room.Join(JoinOf("c1", "alice", NewFrontend("a")));
+        await PublishManyAsync(room, 4, Policy());
+
+        var rejoin = await room.Join(JoinOf("c2", "alice", NewFrontend("b"), since: 4, epoch: first.Epoch));
+
+        Assert.True(rejoin.Recovered);
+        Assert.Empty(rejoin.Missed);
+    }
+
+    [Fact]
+    public async Task Join_SinceJustBeforeWindow_RecoversWholeWindow()
+    {
+        var room = Room(NewKey());
+        var policy = Policy(history: 5);
+        var first = await room.Join(JoinOf("c1", "alice", NewFrontend("a"), policy));
+        await PublishManyAsync(room, 12, policy);
+
+        // The window holds 8..12, so since=7 misses nothing that was lost.
+        var rejoin = await room.Join(JoinOf("c2", "alice", NewFrontend("b"), policy, since: 7, epoch: first.Epoch));
+
+        Assert.True(rejoin.Recovered);
+        Assert.Equal([8L, 9, 10, 11, 12], rejoin.Missed.Select(m => m.Seq));
+    }
+
+    [Fact]
+    public async Task Join_SinceOlderThanWindow_NotRecoveredAndNoMessages()
+    {
+        var room = Room(NewKey());
+        var policy = Policy(history: 5);
+        var first = await room.Join(JoinOf("c1", "alice", NewFrontend("a"), policy));
+        await PublishManyAsync(room, 12, policy);
+
+        // The window holds 8..12: since=6 lost message 7 (the tightest miss), since=3 lost more.
+        var justOutside = await room.Join(JoinOf("c2", "alice", NewFrontend("b"), policy, since: 6, epoch: first.Epoch));
+        var farOutside = await room.Join(JoinOf("c3", "alice", NewFrontend("c"), policy, since: 3, epoch: first.Epoch));
+
+        foreach (var rejoin in new[] { justOutside, farOutside })
+        {
+            Assert.False(rejoin.Recovered);
+            Assert.Empty(rejoin.Missed);
+            Assert.Equal(12, rejoin.Seq);
+        }
+    }
+
+    [Fact]
+    public async Task Join_WrongEpoch_NotRecoveredAndNoMessages()
+    {
+        var room = Room(NewKey());
+        await room.Join(JoinOf("c1", "alice", NewFrontend("a")));
+        await PublishManyAsync(room, 5, Policy());
+
+        var rejoin = await room.Join(JoinOf("c2", "alice", NewFrontend("b"), since: 2, epoch: "not-the-epoch"));
+
+        Assert.False(rejoin.Recovered);
+        Assert.Empty(rejoin.Missed);
+        Assert.Equal(5, rejoin.Seq);
+    }
+
+    private static async Task PublishManyAsync(IRoomGrain room, int count, Models.RoomPolicy policy)
+    {
+        for (var i = 1; i <= count; i++)
+        {
+            var result = await room.Publish(PublishOf("alice", $"{{\"n\":{i}}}", policy));
+            Assert.False(result.Duplicate);
+        }
+    }
+}

@@ -1,0 +1,183 @@
+using System.Collections.Immutable;
+using Broker.Grains.Models;
+using Broker.Grains.Tests.Infrastructure;
+
+namespace Broker.Grains.Tests;
+
+[Collection(ClusterCollection.Name)]
+public sealed class UserGrainTests(ClusterFixture fixture) : GrainTestBase(fixture)
+{
+    [Fact]
+    public async Task Send_NoConnections_ReturnsZero()
+    {
+        var delivered = await User(NewKey("user")).Send(Message("bob", "{}"));
+
+        Assert.Equal(0, delivered);
+    }
+
+    [Fact]
+    public async Task Send_ConnectionsOnTwoFrontends_ReturnsCountAndEachFrontendReceivesOnce()
+    {
+        var key = NewKey("user");
+        var user = User(key);
+        var a = NewFrontend("a");
+        var b = NewFrontend("b");
+        await user.Connect(new UserConnection("c1", a.Id, a.Reference));
+        await user.Connect(new UserConnection("c2", a.Id, a.Reference));
+        await user.Connect(new UserConnection("c3", b.Id, b.Reference));
+        var message = new DirectMessage("bob", 1_700_000_000_123, Json("{\"hi\":\"ünïcode\"}"));
+
+        var delivered = await user.Send(message);
+        var marker = Message("bob", "{\"marker\":true}");
+        await user.Send(marker);
+        await a.WaitForDirectAsync(key, 2);
+        await b.WaitForDirectAsync(key, 2);
+
+        Assert.Equal(3, delivered);
+        foreach (var frontend in new[] { a, b })
+        {
+            var deliveries = frontend.DirectDeliveries(key);
+            Assert.All(deliveries, d =>
+            {
+                Assert.Equal("chat", d.Namespace);
+                Assert.Equal(GrainKeys.Split(key).Name, d.User);
+            });
+            var messages = frontend.DirectMessages(key);
+            Assert.Equal(2, messages.Count);
+            Assert.Equal(message.From, messages[0].From);
+            Assert.Equal(message.Timestamp, messages[0].Timestamp);
+            Assert.Equal(message.Payload, messages[0].Payload);
+            Assert.Equal(marker.Payload, messages[1].Payload);
+        }
+    }
+
+    [Fact]
+    public async Task Disconnect_OneConnection_ReducesCount()
+    {
+        var user = User(NewKey("user"));
+        var a = NewFrontend("a");
+        await user.Connect(new UserConnection("c1", a.Id, a.Reference));
+        await user.Connect(new UserConnection("c2", a.Id, a.Reference));
+
+        await user.Disconnect("c1");
+        var afterOne = await user.Send(Message("bob", "{}"));
+        await user.Disconnect("unknown");
+        var afterUnknown = await user.Send(Message("bob", "{}"));
+        await user.Disconnect("c2");
+        var afterAll = await user.Send(Message("bob", "{}"));
+
+        Assert.Equal(1, afterOne);
+        Assert.Equal(1, afterUnknown);
+        Assert.Equal(0, afterAll);
+    }
+
+    [Fact]
+    public async Task Disconnect_LastConnectionOnFrontend_FrontendStopsReceiving()
+    {
+        var key = NewKey("user");
+        var user = User(key);
+        var a = NewFrontend("a");
+        var b = NewFrontend("b");
+        await user.Connect(new UserConnection("c1", a.Id, a.Reference));
+        await user.Connect(new UserConnection("c2", b.Id, b.Reference));
+
+        await user.Disconnect("c2");
+        Assert.Equal(1, await user.Send(Message("bob", "{\"n\":1}")));
+        await a.WaitForDirectAsync(key, 1);
+        await user.Connect(new UserConnection("c3", b.Id, b.Reference));
+        Assert.Equal(2, await user.Send(Message("bob", "{\"n\":2}")));
+        await b.WaitForDirectAsync(key, 1);
+
+        Assert.Equal([Json("{\"n\":2}")], b.DirectMessages(key).Select(m => m.Payload));
+    }
+
+    [Fact]
+    public async Task Connect_SameConnectionTwice_CountedOnce()
+    {
+        var user = User(NewKey("user"));
+        var a = NewFrontend("a");
+
+        await user.Connect(new UserConnection("c1", a.Id, a.Reference));
+        await user.Connect(new UserConnection("c1", a.Id, a.Reference));
+
+        Assert.Equal(1, await user.Send(Message("bob", "{}")));
+    }
+
+    [Fact]
+    public async Task Send_ManyFromOneSender_ArriveInOrder()
+    {
+        const int count = 200;
+        var key = NewKey("user");
+        var user = User(key);
+        var a = NewFrontend("a");
+        var b = NewFrontend("b");
+        await user.Connect(new UserConnection("c1", a.Id, a.Reference));
+        await user.Connect(new UserConnection("c2", b.Id, b.Reference));
+
+        for (var i = 0; i < count; i++)
+        {
+            Assert.Equal(2, await user.Send(Message("bob", $"{{\"i\":{i}}}")));
+        }
+
+        var expected = Enumerable.Range(0, count).Select(i => Json($"{{\"i\":{i}}}")).ToList();
+        foreach (var frontend in new[] { a, b })
+        {
+            await frontend.WaitForDirectAsync(key, count);
+            Assert.Equal(expected, frontend.DirectMessages(key).Select(m => m.Payload));
+        }
+    }
+
+    [Fact]
+    public async Task SyncFrontend_MissingConnections_AddsThemAdditively()
+    {
+        var key = NewKey("user");
+        var user = User(key);
+        var a = NewFrontend("a");
+        var b = NewFrontend("b");
+        await user.Connect(new UserConnection("c1", a.Id, a.Reference));
+
+        await user.SyncFrontend(b.Id, b.Reference, ["c2", "c3"]);
+        await user.SyncFrontend(b.Id, b.Reference, ImmutableArray<string>.Empty);
+        var delivered = await user.Send(Message("bob", "{\"synced\":true}"));
+
+        Assert.Equal(3, delivered);
+        await b.WaitForDirectAsync(key, 1);
+        await a.WaitForDirectAsync(key, 1);
+    }
+
+    [Fact]
+    public async Task Connect_ReconnectWhileOldDeliveryInFlight_MessagesArriveInSenderOrder()
+    {
+        var key = NewKey("user");
+        var user = User(key);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var slow = NewFrontend("slow");
+        var first = Json("{\"n\":1}");
+        slow.OnDeliverDirect = d => d.Messages.Any(m => m.Payload.SequenceEqual(first)) ? release.Task : Task.CompletedTask;
+        await user.Connect(new UserConnection("c1", slow.Id, slow.Reference));
+        try
+        {
+            // n=1 is in flight (held by the front-end), n=2 waits in the user's queue for it.
+            await user.Send(new DirectMessage("bob", 1, first));
+            await slow.WaitForDirectAsync(key, 1);
+            await user.Send(Message("bob", "{\"n\":2}"));
+
+            // The user's only connection there drops and reconnects to the same front-end; bob sends on.
+            await user.Disconnect("c1");
+            await user.Connect(new UserConnection("c2", slow.Id, slow.Reference));
+            Assert.Equal(1, await user.Send(Message("bob", "{\"n\":3}")));
+            await user.Disconnect("no-such-connection"); // runs after the turn that sends n=3
+        }
+        finally
+        {
+            release.TrySetResult();
+        }
+
+        await slow.WaitForDirectAsync(key, 3);
+        var order = slow.DirectMessages(key).Select(m => System.Text.Encoding.UTF8.GetString(m.Payload)).ToList();
+        Assert.Equal(["{\"n\":1}", "{\"n\":2}", "{\"n\":3}"], order);
+    }
+
+    private static DirectMessage Message(string from, string json) =>
+        new(from, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), Json(json));
+}

@@ -1,0 +1,64 @@
+using System.Net;
+using Broker.Frontend.Tests.Infrastructure;
+
+namespace Broker.Frontend.Tests.Protocol;
+
+/// <summary>protocol.md: "/echo is a seed-compatible echo endpoint".</summary>
+[Collection(BrokerCollection.Name)]
+public sealed class EchoEndpointTests(BrokerFixture fixture)
+{
+    [Fact]
+    public async Task EchoEndpoint_Hello_ServerReceivedHelloAsFirstFrame()
+    {
+        await using var client = await TestClient.ConnectAsync(fixture.Server.Ws("/echo"), autoRead: false);
+        client.StartReading();
+
+        await client.SendTextAsync("hello");
+        var reply = await client.NextRawAsync();
+
+        Assert.Equal("Server received: hello", reply.Text);
+    }
+
+    [Fact]
+    public async Task EchoEndpoint_Ping_Pong()
+    {
+        await using var client = await TestClient.ConnectAsync(fixture.Server.Ws("/echo"), autoRead: false);
+        client.StartReading();
+
+        await client.SendTextAsync("ping");
+        var reply = await client.NextRawAsync();
+
+        Assert.Equal("pong", reply.Text);
+    }
+
+    [Fact]
+    public async Task EchoEndpoint_SeveralFrames_AnsweredInOrder()
+    {
+        await using var client = await TestClient.ConnectAsync(fixture.Server.Ws("/echo"), autoRead: false);
+        client.StartReading();
+
+        string[] sent = ["one", "ping", "{\"type\":\"ping\"}", "héllo ✓", "pingping"];
+        foreach (var text in sent)
+        {
+            await client.SendTextAsync(text);
+        }
+
+        var replies = new List<string>();
+        foreach (var unused in sent)
+        {
+            replies.Add((await client.NextRawAsync()).Text);
+        }
+
+        Assert.Equal(
+            ["Server received: one", "pong", "Server received: {\"type\":\"ping\"}", "Server received: héllo ✓", "Server received: pingping"],
+            replies);
+    }
+
+    [Fact]
+    public async Task EchoEndpoint_HandshakeWithQuery_Accepted()
+    {
+        var status = await Wire.HandshakeStatusAsync(fixture.Server.Ws("/echo?user=alice"));
+
+        Assert.Equal(HttpStatusCode.SwitchingProtocols, status);
+    }
+}
