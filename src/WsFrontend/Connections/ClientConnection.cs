@@ -95,6 +95,23 @@ public sealed class ClientConnection
     }
 
     /// <summary>
+    /// Queues a reply to the client's own frame, waiting for outbox space: a client that sends
+    /// faster than it reads is slowed down (its frames wait in TCP), not disconnected.
+    /// Pushes from rooms use <see cref="Send"/> and never wait.
+    /// </summary>
+    public async ValueTask ReplyAsync(byte[] frame)
+    {
+        try
+        {
+            await _outbox.Writer.WriteAsync(frame, _receiveAbort.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is ChannelClosedException or OperationCanceledException)
+        {
+            // Closing: the reply has nobody to go to.
+        }
+    }
+
+    /// <summary>
     /// Starts the closing handshake once (later calls are ignored). With dropPending the frames
     /// still queued are discarded; otherwise they are written before the close frame.
     /// </summary>

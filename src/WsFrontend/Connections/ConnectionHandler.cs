@@ -150,106 +150,85 @@ public sealed partial class ConnectionHandler
         }
     }
 
-    private Task HandleTextAsync(ClientConnection connection, RateLimiter limiter, ReadOnlyMemory<byte> text)
+    private async Task HandleTextAsync(ClientConnection connection, RateLimiter limiter, ReadOnlyMemory<byte> text)
     {
-        var span = text.Span;
-        if (span.SequenceEqual("ping"u8))
+        if (text.Span.SequenceEqual("ping"u8))
         {
-            if (limiter.TryTake())
-            {
-                connection.Send(FrameWriter.Pong);
-            }
-            else
-            {
-                connection.Send(FrameWriter.Error([], ErrorCodes.RateLimited, RateLimitedMessage()));
-            }
-
-            return Task.CompletedTask;
+            await connection.ReplyAsync(limiter.TryTake() ? FrameWriter.Pong : FrameWriter.Error([], ErrorCodes.RateLimited, RateLimitedMessage()));
+            return;
         }
 
         // Every frame counts against the rate, the ones that fail to parse included.
-        var parsed = _parser.TryParse(span, out var frame, out var error);
+        var parsed = _parser.TryParse(text.Span, out var frame, out var error);
         if (!limiter.TryTake())
         {
-            connection.Send(FrameWriter.Error(parsed ? frame.Id : error.Id, ErrorCodes.RateLimited, RateLimitedMessage()));
-            return Task.CompletedTask;
+            await connection.ReplyAsync(FrameWriter.Error(parsed ? frame.Id : error.Id, ErrorCodes.RateLimited, RateLimitedMessage()));
+            return;
         }
 
         if (!parsed)
         {
-            connection.Send(FrameWriter.Error(error.Id, error.Code, error.Message));
-            return Task.CompletedTask;
+            await connection.ReplyAsync(FrameWriter.Error(error.Id, error.Code, error.Message));
+            return;
         }
 
-        switch (frame.Type)
+        var reply = frame.Type switch
         {
-            case ClientFrameType.Ping:
-                connection.Send(FrameWriter.JsonPong(frame.Id));
-                return Task.CompletedTask;
-            case ClientFrameType.Echo:
-                connection.Send(FrameWriter.Echo(frame.Id, frame.Data!));
-                return Task.CompletedTask;
-            case ClientFrameType.Join:
-                return JoinAsync(connection, frame);
-            case ClientFrameType.Leave:
-                return LeaveAsync(connection, frame);
-            case ClientFrameType.Publish:
-                return PublishAsync(connection, frame);
-            case ClientFrameType.Send:
-                return SendAsync(connection, frame);
-            case ClientFrameType.Presence:
-                return PresenceAsync(connection, frame);
-            case ClientFrameType.History:
-                return HistoryAsync(connection, frame);
-            default:
-                connection.Send(FrameWriter.Error(frame.Id, ErrorCodes.UnknownType, "Unknown frame type."));
-                return Task.CompletedTask;
+            ClientFrameType.Ping => FrameWriter.JsonPong(frame.Id),
+            ClientFrameType.Echo => FrameWriter.Echo(frame.Id, frame.Data!),
+            ClientFrameType.Join => await JoinAsync(connection, frame),
+            ClientFrameType.Leave => await LeaveAsync(connection, frame),
+            ClientFrameType.Publish => await PublishAsync(connection, frame),
+            ClientFrameType.Send => await SendAsync(connection, frame),
+            ClientFrameType.Presence => await PresenceAsync(connection, frame),
+            ClientFrameType.History => await HistoryAsync(connection, frame),
+            _ => FrameWriter.Error(frame.Id, ErrorCodes.UnknownType, "Unknown frame type."),
+        };
+        if (reply is not null)
+        {
+            await connection.ReplyAsync(reply);
         }
     }
 
     private string RateLimitedMessage() =>
         $"Too many frames: the limit is {_options.RateLimitPerSecond} per second (bursts of {_options.RateLimitBurst}); this frame was dropped.";
 
-    private async Task JoinAsync(ClientConnection connection, ClientFrame frame)
+    private async Task<byte[]?> JoinAsync(ClientConnection connection, ClientFrame frame)
     {
         var room = frame.Room!;
-        var grain = _grains.GetGrain<IRoomGrain>(GrainKeys.Of(connection.Namespace, room));
+        var key = GrainKeys.Of(connection.Namespace, room);
+        var grain = _grains.GetGrain<IRoomGrain>(key);
         if (connection.Rooms.ContainsKey(room))
         {
             // Already a member: answer with the room's current position; nothing was missed.
-            var (ok, again) = await CallAsync(connection, frame.Id, () => grain.Join(JoinRequestFor(connection, room, null, null)));
-            if (ok)
-            {
-                connection.Send(FrameWriter.Joined(frame.Id, room, again.Seq, again.Epoch, recovered: false));
-            }
-
-            return;
+            var again = await CallAsync(connection, frame.Id, () => grain.Join(JoinRequestFor(connection, room, null, null)));
+            return again.Failure ?? FrameWriter.Joined(frame.Id, room, again.Value.Seq, again.Value.Epoch, recovered: false);
         }
 
         if (connection.Rooms.Count >= _options.MaxRoomsPerConnection)
         {
-            connection.Send(FrameWriter.Error(
+            return FrameWriter.Error(
                 frame.Id,
                 ErrorCodes.TooLarge,
-                $"This connection is already in {connection.Rooms.Count} rooms, the limit; leave one before joining another."));
-            return;
+                $"This connection is already in {connection.Rooms.Count} rooms, the limit; leave one before joining another.");
         }
 
-        var key = GrainKeys.Of(connection.Namespace, room);
         var membership = new RoomMembership(connection, room);
         connection.Rooms[room] = membership;
         _node.Rooms.Add(key, membership);
-        var (joined, result) = await CallAsync(connection, frame.Id, () => grain.Join(JoinRequestFor(connection, room, frame.Since, frame.Epoch)));
-        if (!joined)
+        var joined = await CallAsync(connection, frame.Id, () => grain.Join(JoinRequestFor(connection, room, frame.Since, frame.Epoch)));
+        if (joined.Failure is not null)
         {
             connection.Rooms.Remove(room);
             _node.Rooms.Remove(key, membership);
 
             // The room may have taken the join after all; take it back, without waiting.
             _ = grain.Leave(connection.Id);
-            return;
+            return joined.Failure;
         }
 
+        // Recovered messages, then joined, then what arrived meanwhile: one ordered sequence.
+        var result = joined.Value;
         membership.Activate(result.Epoch, result.Version, () =>
         {
             foreach (var message in result.Missed)
@@ -259,96 +238,78 @@ public sealed partial class ConnectionHandler
 
             connection.Send(FrameWriter.Joined(frame.Id, room, result.Seq, result.Epoch, result.Recovered));
         });
+        return null;
     }
 
     private JoinRequest JoinRequestFor(ClientConnection connection, string room, long? since, string? epoch) =>
         new(connection.Id, connection.User, _node.Id, _node.Reference, connection.Policy, since, epoch);
 
-    private async Task LeaveAsync(ClientConnection connection, ClientFrame frame)
+    private async Task<byte[]?> LeaveAsync(ClientConnection connection, ClientFrame frame)
     {
         var room = frame.Room!;
         if (!connection.Rooms.Remove(room, out var membership))
         {
-            connection.Send(FrameWriter.Error(frame.Id, ErrorCodes.NotFound, $"This connection is not in room \"{room}\"; there is nothing to leave."));
-            return;
+            return FrameWriter.Error(frame.Id, ErrorCodes.NotFound, $"This connection is not in room \"{room}\"; there is nothing to leave.");
         }
 
         var key = GrainKeys.Of(connection.Namespace, room);
         _node.Rooms.Remove(key, membership);
-        if (await TryCallAsync(connection, frame.Id, () => _grains.GetGrain<IRoomGrain>(key).Leave(connection.Id)))
-        {
-            connection.Send(FrameWriter.Left(frame.Id, room));
-        }
+        var left = await CallAsync(connection, frame.Id, () => _grains.GetGrain<IRoomGrain>(key).Leave(connection.Id));
+        return left.Failure ?? FrameWriter.Left(frame.Id, room);
     }
 
-    private async Task PublishAsync(ClientConnection connection, ClientFrame frame)
+    private async Task<byte[]?> PublishAsync(ClientConnection connection, ClientFrame frame)
     {
         var room = frame.Room!;
         if (!connection.Options.ClientPublish)
         {
-            connection.Send(FrameWriter.Error(frame.Id, ErrorCodes.Forbidden, $"Clients may not publish in namespace \"{connection.Namespace}\"; only the server's HTTP API may."));
-            return;
+            return FrameWriter.Error(frame.Id, ErrorCodes.Forbidden, $"Clients may not publish in namespace \"{connection.Namespace}\"; only the server's HTTP API may.");
         }
 
         if (connection.Options.RequireMembership && !connection.Rooms.ContainsKey(room))
         {
-            connection.Send(FrameWriter.Error(frame.Id, ErrorCodes.NotMember, $"Join room \"{room}\" before publishing to it."));
-            return;
+            return FrameWriter.Error(frame.Id, ErrorCodes.NotMember, $"Join room \"{room}\" before publishing to it.");
         }
 
         var grain = _grains.GetGrain<IRoomGrain>(GrainKeys.Of(connection.Namespace, room));
-        var (ok, result) = await CallAsync(connection, frame.Id, () => grain.Publish(new PublishRequest(connection.User, frame.Data!, frame.MsgId, connection.Policy)));
-        if (ok)
-        {
-            connection.Send(FrameWriter.PublishAck(frame.Id, room, result.Seq));
-        }
+        var published = await CallAsync(connection, frame.Id, () => grain.Publish(new PublishRequest(connection.User, frame.Data!, frame.MsgId, connection.Policy)));
+        return published.Failure ?? FrameWriter.PublishAck(frame.Id, room, published.Value.Seq);
     }
 
-    private async Task SendAsync(ClientConnection connection, ClientFrame frame)
+    private async Task<byte[]?> SendAsync(ClientConnection connection, ClientFrame frame)
     {
         if (!connection.Options.ClientPublish)
         {
-            connection.Send(FrameWriter.Error(frame.Id, ErrorCodes.Forbidden, $"Clients may not send messages in namespace \"{connection.Namespace}\"; only the server's HTTP API may."));
-            return;
+            return FrameWriter.Error(frame.Id, ErrorCodes.Forbidden, $"Clients may not send messages in namespace \"{connection.Namespace}\"; only the server's HTTP API may.");
         }
 
         var grain = _grains.GetGrain<IUserGrain>(GrainKeys.Of(connection.Namespace, frame.To!));
         var message = new DirectMessage(connection.User, _time.GetUtcNow().ToUnixTimeMilliseconds(), frame.Data!);
-        var (ok, delivered) = await CallAsync(connection, frame.Id, () => grain.Send(message));
-        if (ok)
-        {
-            connection.Send(FrameWriter.SendAck(frame.Id, delivered));
-        }
+        var sent = await CallAsync(connection, frame.Id, () => grain.Send(message));
+        return sent.Failure ?? FrameWriter.SendAck(frame.Id, sent.Value);
     }
 
-    private async Task PresenceAsync(ClientConnection connection, ClientFrame frame)
+    private async Task<byte[]?> PresenceAsync(ClientConnection connection, ClientFrame frame)
     {
         var room = frame.Room!;
         if (!connection.Options.Presence)
         {
-            connection.Send(FrameWriter.Error(frame.Id, ErrorCodes.Forbidden, $"Presence is turned off in namespace \"{connection.Namespace}\"."));
-            return;
+            return FrameWriter.Error(frame.Id, ErrorCodes.Forbidden, $"Presence is turned off in namespace \"{connection.Namespace}\".");
         }
 
         var grain = _grains.GetGrain<IRoomGrain>(GrainKeys.Of(connection.Namespace, room));
-        var (ok, members) = await CallAsync(connection, frame.Id, () => grain.GetPresence());
-        if (ok)
-        {
-            connection.Send(FrameWriter.Presence(frame.Id, room, members));
-        }
+        var presence = await CallAsync(connection, frame.Id, () => grain.GetPresence());
+        return presence.Failure ?? FrameWriter.Presence(frame.Id, room, presence.Value);
     }
 
-    private async Task HistoryAsync(ClientConnection connection, ClientFrame frame)
+    private async Task<byte[]?> HistoryAsync(ClientConnection connection, ClientFrame frame)
     {
         var room = frame.Room!;
         var window = connection.Options.History;
         var limit = Math.Min(frame.Limit ?? window, window);
         var grain = _grains.GetGrain<IRoomGrain>(GrainKeys.Of(connection.Namespace, room));
-        var (ok, page) = await CallAsync(connection, frame.Id, () => grain.GetHistory(frame.Since, limit));
-        if (ok)
-        {
-            connection.Send(FrameWriter.History(frame.Id, room, page.Epoch, page.Messages));
-        }
+        var page = await CallAsync(connection, frame.Id, () => grain.GetHistory(frame.Since, limit));
+        return page.Failure ?? FrameWriter.History(frame.Id, room, page.Value.Epoch, page.Value.Messages);
     }
 
     private async Task CleanupAsync(ClientConnection connection, string userKey)
@@ -373,36 +334,30 @@ public sealed partial class ConnectionHandler
         }
     }
 
-    private async Task<bool> TryCallAsync(ClientConnection connection, byte[] id, Func<Task> call) =>
-        (await CallAsync(connection, id, async () =>
-        {
-            await call();
-            return true;
-        })).Ok;
-
     /// <summary>
-    /// Runs one cluster call for a frame. A timeout or an unreachable cluster becomes
-    /// "unavailable", anything else "internal" (logged); either way the connection lives on.
+    /// Runs one cluster call for a frame. A timeout or an unreachable cluster becomes an
+    /// "unavailable" error frame, anything else "internal" (logged); the connection lives on.
     /// </summary>
-    private async Task<(bool Ok, T Value)> CallAsync<T>(ClientConnection connection, byte[] id, Func<Task<T>> call)
+    private async Task<CallResult<T>> CallAsync<T>(ClientConnection connection, byte[] id, Func<Task<T>> call)
     {
         try
         {
-            return (true, await call().WaitAsync(_options.ClusterCallTimeout));
+            return new CallResult<T>(await call().WaitAsync(_options.ClusterCallTimeout), null);
         }
         catch (Exception ex) when (ex is TimeoutException or OrleansException)
         {
             LogClusterUnavailable(_logger, connection.Id, ex);
-            connection.Send(FrameWriter.Error(id, ErrorCodes.Unavailable, "The cluster could not answer in time; try again."));
-            return (false, default!);
+            return new CallResult<T>(default!, FrameWriter.Error(id, ErrorCodes.Unavailable, "The cluster could not answer in time; try again."));
         }
         catch (Exception ex)
         {
             LogFrameFailed(_logger, connection.Id, ex);
-            connection.Send(FrameWriter.Error(id, ErrorCodes.Internal, "The server failed to handle this frame; it has been logged."));
-            return (false, default!);
+            return new CallResult<T>(default!, FrameWriter.Error(id, ErrorCodes.Internal, "The server failed to handle this frame; it has been logged."));
         }
     }
+
+    /// <summary>A cluster call's value, or the error frame to answer with.</summary>
+    private readonly record struct CallResult<T>(T Value, byte[]? Failure);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Connection {ConnectionId} opened in namespace {Namespace} as {User}")]
     private static partial void LogConnected(ILogger logger, string connectionId, string @namespace, string user);

@@ -206,6 +206,18 @@ public sealed class TestClient : IAsyncDisposable
                     if (result.MessageType == WebSocketMessageType.Close)
                     {
                         _closed.TrySetResult(result.CloseStatus);
+
+                        // Complete the closing handshake, as browsers and ws do.
+                        await _sendLock.WaitAsync();
+                        try
+                        {
+                            await _socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, string.Empty, CancellationToken.None);
+                        }
+                        finally
+                        {
+                            _sendLock.Release();
+                        }
+
                         return;
                     }
 
