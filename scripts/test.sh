@@ -40,5 +40,34 @@ if [[ $status -ne 0 && $failed -eq 0 ]]; then
   failed=1
 fi
 
+# Node.js `ws` client against the Release build of the front-end as a real process
+# (tests/clients): Node's built-in test runner, TAP summary lines added to the totals.
+node_status=0
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  sudo=""
+  if [[ $(id -u) -ne 0 ]] && command -v sudo >/dev/null 2>&1; then sudo="sudo"; fi
+  $sudo apt-get update -q && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm
+fi
+if ! (cd tests/clients && npm ci --no-audit --no-fund); then
+  echo "npm ci failed in tests/clients"
+  node_status=1
+  failed=$((failed + 1))
+else
+  tap="$results/clients.tap"
+  timeout --kill-after=30s 15m node --test --test-reporter=tap tests/clients/*.test.mjs | tee "$tap"
+  node_status=${PIPESTATUS[0]}
+  np=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$tap" | tail -n 1)
+  nf=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$tap" | tail -n 1)
+  if [[ $node_status -ne 0 && ${nf:-0} -eq 0 ]]; then
+    # The node runner failed without a failed test (a crash, a hang, no node): one failure.
+    nf=1
+  fi
+  passed=$((passed + ${np:-0}))
+  failed=$((failed + ${nf:-0}))
+fi
+
 echo "${passed} passed, ${failed} failed"
-exit $status
+if [[ $status -ne 0 ]]; then
+  exit $status
+fi
+exit $node_status
