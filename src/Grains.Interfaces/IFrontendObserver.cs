@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using Broker.Grains.Models;
 
 namespace Broker.Grains;
@@ -18,4 +19,12 @@ public interface IFrontendObserver : IGrainObserver
     /// <summary>Direct messages for one user's local connections, in the sender's order.</summary>
     [Alias("DeliverDirect")]
     Task DeliverDirect(DirectDelivery delivery);
+
+    /// <summary>This front-end's members of a room: how a new room activation rebuilds its membership.</summary>
+    [Alias("GetRoomMembers")]
+    Task<ImmutableArray<RoomMemberRef>> GetRoomMembers(string ns, string room);
+
+    /// <summary>This front-end's connections of a user: how a new user activation rebuilds itself.</summary>
+    [Alias("GetUserConnections")]
+    Task<ImmutableArray<string>> GetUserConnections(string ns, string user);
 }

@@ -11,7 +11,7 @@ namespace Broker.Grains;
 /// front-end so that a slow or dead front-end never delays the others.
 /// </summary>
 [Alias("Broker.IRoomGrain")]
-public interface IRoomGrain : IGrainWithStringKey
+public interface IRoomGrain : IFrontendWatcher
 {
     [Alias("Join")]
     Task<JoinResult> Join(JoinRequest request);

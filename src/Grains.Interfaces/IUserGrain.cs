@@ -8,7 +8,7 @@ namespace Broker.Grains;
 /// front-end, so that a direct message reaches all of them wherever they are.
 /// </summary>
 [Alias("Broker.IUserGrain")]
-public interface IUserGrain : IGrainWithStringKey
+public interface IUserGrain : IFrontendWatcher
 {
     [Alias("Connect")]
     Task Connect(UserConnection connection);

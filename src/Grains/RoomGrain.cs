@@ -8,10 +8,12 @@ namespace Broker.Grains;
 /// The single writer of a room. State lives in memory for now: an activation that is lost
 /// (silo crash, idle collection with no members) comes back with a new epoch and seq 0, which
 /// clients see as "history lost" (recovered:false) — a seq is never reused within an epoch.
+/// Membership is not lost with it: a new activation asks every live front-end who its members
+/// are before it takes any call.
 /// Invariants: seq grows by one per accepted publish; Version grows by one per event
 /// (message or member event); each front-end's queue receives events in Version order.
 /// </summary>
-[CollectionAgeLimit(Minutes = RoomGrain.IdleMinutes)]
+[CollectionAgeLimit(Minutes = IdleMinutes)]
 public sealed partial class RoomGrain : Grain, IRoomGrain
 {
     /// <summary>
@@ -27,7 +29,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
     private readonly TimeProvider _time;
     private readonly Dictionary<string, Member> _members = new(StringComparer.Ordinal);
     private readonly Dictionary<string, int> _connectionsPerUser = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, FrontendQueue<RoomEvent>> _frontends = new(StringComparer.Ordinal);
+    private readonly FrontendQueueSet<RoomEvent> _frontends;
     private readonly Dictionary<string, long> _seqByMsgId = new(StringComparer.Ordinal);
     private readonly Queue<string> _msgIdOrder = new();
     private readonly HistoryWindow _history = new();
@@ -42,14 +44,26 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
     {
         _logger = logger;
         _time = time;
+        _frontends = new FrontendQueueSet<RoomEvent>(SendAsync, OnFrontendFailed);
     }
 
-    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
         (_namespace, _room) = GrainKeys.Split(this.GetPrimaryKeyString());
         _epoch = Guid.NewGuid().ToString("N")[..12];
         _history.Resize(_policy.HistoryLimit);
-        return Task.CompletedTask;
+        await FrontendMembership.RebuildAsync(
+            GrainFactory,
+            _logger,
+            (frontend, ct) => frontend.Frontend.GetRoomMembers(_namespace, _room).WaitAsync(ct),
+            (frontend, members) =>
+            {
+                foreach (var member in members)
+                {
+                    AddMember(member.ConnectionId, member.User, frontend.FrontendId, frontend.Frontend);
+                }
+            },
+            cancellationToken);
     }
 
     public Task<JoinResult> Join(JoinRequest request)
@@ -94,7 +108,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
             RememberMsgId(dedupeKey, message.Seq);
         }
 
-        Broadcast(new RoomEvent(++_version, RoomEventKind.Message, request.User, message));
+        _frontends.Broadcast(new RoomEvent(++_version, RoomEventKind.Message, request.User, message));
         return Task.FromResult(new PublishResult(message.Seq, _epoch, Duplicate: false));
     }
 
@@ -121,12 +135,17 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         ApplyPolicy(sync.Policy);
         foreach (var member in sync.Members)
         {
-            if (!_members.ContainsKey(member.ConnectionId))
-            {
-                AddMember(member.ConnectionId, member.User, sync.FrontendId, sync.Frontend);
-            }
+            AddMember(member.ConnectionId, member.User, sync.FrontendId, sync.Frontend);
         }
 
+        // The registry may have been rebuilt since this room watched the front-end.
+        FrontendMembership.Watch(GrainFactory, sync.FrontendId, this.AsReference<IFrontendWatcher>());
+        return Task.CompletedTask;
+    }
+
+    public Task FrontendLost(string frontendId)
+    {
+        DropFrontend(frontendId);
         return Task.CompletedTask;
     }
 
@@ -146,23 +165,17 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
             return;
         }
 
-        if (!_frontends.TryGetValue(frontendId, out var queue))
+        if (_frontends.AddMember(frontendId, observer))
         {
-            queue = new FrontendQueue<RoomEvent>(frontendId, observer, SendAsync, OnFrontendFailed, OnFrontendIdle);
-            _frontends[frontendId] = queue;
-        }
-        else
-        {
-            queue.Observer = observer;
+            FrontendMembership.Watch(GrainFactory, frontendId, this.AsReference<IFrontendWatcher>());
         }
 
-        queue.MemberCount++;
         _members[connectionId] = new Member(user, frontendId);
         _connectionsPerUser.TryGetValue(user, out var count);
         _connectionsPerUser[user] = count + 1;
         if (count == 0 && _policy.Presence)
         {
-            Broadcast(new RoomEvent(++_version, RoomEventKind.MemberJoined, user, null));
+            _frontends.Broadcast(new RoomEvent(++_version, RoomEventKind.MemberJoined, user, null));
         }
     }
 
@@ -183,56 +196,33 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
             _connectionsPerUser[member.User] = remaining;
         }
 
-        if (_frontends.TryGetValue(member.FrontendId, out var queue) && --queue.MemberCount == 0 && queue.IsIdle)
-        {
-            // A queue still sending stays until it is idle (OnFrontendIdle), so a member who
-            // comes back on that front-end reuses it and its stream stays in order.
-            _frontends.Remove(member.FrontendId);
-        }
-
+        _frontends.RemoveMember(member.FrontendId);
         if (remaining == 0 && _policy.Presence)
         {
-            Broadcast(new RoomEvent(++_version, RoomEventKind.MemberLeft, member.User, null));
+            _frontends.Broadcast(new RoomEvent(++_version, RoomEventKind.MemberLeft, member.User, null));
         }
 
         return true;
     }
 
-    private void Broadcast(RoomEvent roomEvent)
+    /// <summary>A front-end is gone: its members leave (the others see member_left).</summary>
+    private void DropFrontend(string frontendId)
     {
-        foreach (var queue in _frontends.Values)
+        _frontends.Drop(frontendId);
+        var lost = _members.Where(m => m.Value.FrontendId == frontendId).Select(m => m.Key).ToList();
+        foreach (var connectionId in lost)
         {
-            if (queue.MemberCount > 0)
-            {
-                queue.Enqueue(roomEvent);
-            }
+            RemoveMember(connectionId);
         }
     }
 
     private Task SendAsync(IFrontendObserver observer, ImmutableArray<RoomEvent> events) =>
         observer.DeliverRoom(new RoomDelivery(_namespace, _room, _epoch, events));
 
-    private void OnFrontendIdle(FrontendQueue<RoomEvent> queue)
+    private void OnFrontendFailed(string frontendId, Exception exception)
     {
-        if (queue.MemberCount == 0 && _frontends.TryGetValue(queue.FrontendId, out var current) && ReferenceEquals(current, queue))
-        {
-            _frontends.Remove(queue.FrontendId);
-        }
-    }
-
-    private void OnFrontendFailed(FrontendQueue<RoomEvent> queue, Exception exception)
-    {
-        LogFrontendFailed(_logger, queue.FrontendId, _namespace, _room, exception);
-        if (_frontends.TryGetValue(queue.FrontendId, out var current) && ReferenceEquals(current, queue))
-        {
-            var lost = _members.Where(m => m.Value.FrontendId == queue.FrontendId).Select(m => m.Key).ToList();
-            foreach (var connectionId in lost)
-            {
-                RemoveMember(connectionId);
-            }
-
-            _frontends.Remove(queue.FrontendId);
-        }
+        LogFrontendFailed(_logger, frontendId, _namespace, _room, exception);
+        DropFrontend(frontendId);
     }
 
     private void RememberMsgId(string key, long seq)

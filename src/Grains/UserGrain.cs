@@ -7,22 +7,38 @@ namespace Broker.Grains;
 /// <summary>
 /// A user of one namespace: which connections it has on which front-ends. Direct messages go
 /// through one ordered queue per front-end, like room events, so a sender's messages arrive in
-/// the order sent and a dead front-end delays nobody else.
+/// the order sent and a dead front-end delays nobody else. A new activation asks the live
+/// front-ends for the user's connections before it takes any call.
 /// </summary>
 public sealed partial class UserGrain : Grain, IUserGrain
 {
     private readonly ILogger<UserGrain> _logger;
     private readonly Dictionary<string, string> _frontendByConnection = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, FrontendQueue<DirectMessage>> _frontends = new(StringComparer.Ordinal);
+    private readonly FrontendQueueSet<DirectMessage> _frontends;
     private string _namespace = string.Empty;
     private string _user = string.Empty;
 
-    public UserGrain(ILogger<UserGrain> logger) => _logger = logger;
+    public UserGrain(ILogger<UserGrain> logger)
+    {
+        _logger = logger;
+        _frontends = new FrontendQueueSet<DirectMessage>(SendAsync, OnFrontendFailed);
+    }
 
-    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
         (_namespace, _user) = GrainKeys.Split(this.GetPrimaryKeyString());
-        return Task.CompletedTask;
+        await FrontendMembership.RebuildAsync(
+            GrainFactory,
+            _logger,
+            (frontend, ct) => frontend.Frontend.GetUserConnections(_namespace, _user).WaitAsync(ct),
+            (frontend, connectionIds) =>
+            {
+                foreach (var connectionId in connectionIds)
+                {
+                    Add(connectionId, frontend.FrontendId, frontend.Frontend);
+                }
+            },
+            cancellationToken);
     }
 
     public Task Connect(UserConnection connection)
@@ -33,12 +49,9 @@ public sealed partial class UserGrain : Grain, IUserGrain
 
     public Task Disconnect(string connectionId)
     {
-        if (_frontendByConnection.Remove(connectionId, out var frontendId)
-            && _frontends.TryGetValue(frontendId, out var queue)
-            && --queue.MemberCount == 0
-            && queue.IsIdle)
+        if (_frontendByConnection.Remove(connectionId, out var frontendId))
         {
-            _frontends.Remove(frontendId);
+            _frontends.RemoveMember(frontendId);
         }
 
         return Task.CompletedTask;
@@ -46,14 +59,7 @@ public sealed partial class UserGrain : Grain, IUserGrain
 
     public Task<int> Send(DirectMessage message)
     {
-        foreach (var queue in _frontends.Values)
-        {
-            if (queue.MemberCount > 0)
-            {
-                queue.Enqueue(message);
-            }
-        }
-
+        _frontends.Broadcast(message);
         return Task.FromResult(_frontendByConnection.Count);
     }
 
@@ -64,6 +70,13 @@ public sealed partial class UserGrain : Grain, IUserGrain
             Add(connectionId, frontendId, frontend);
         }
 
+        FrontendMembership.Watch(GrainFactory, frontendId, this.AsReference<IFrontendWatcher>());
+        return Task.CompletedTask;
+    }
+
+    public Task FrontendLost(string frontendId)
+    {
+        DropFrontend(frontendId);
         return Task.CompletedTask;
     }
 
@@ -74,39 +87,30 @@ public sealed partial class UserGrain : Grain, IUserGrain
             return;
         }
 
-        if (!_frontends.TryGetValue(frontendId, out var queue))
+        if (_frontends.AddMember(frontendId, observer))
         {
-            queue = new FrontendQueue<DirectMessage>(frontendId, observer, SendAsync, OnFrontendFailed, OnFrontendIdle);
-            _frontends[frontendId] = queue;
+            FrontendMembership.Watch(GrainFactory, frontendId, this.AsReference<IFrontendWatcher>());
         }
 
-        queue.Observer = observer;
-        queue.MemberCount++;
         _frontendByConnection[connectionId] = frontendId;
+    }
+
+    private void DropFrontend(string frontendId)
+    {
+        _frontends.Drop(frontendId);
+        foreach (var connectionId in _frontendByConnection.Where(c => c.Value == frontendId).Select(c => c.Key).ToList())
+        {
+            _frontendByConnection.Remove(connectionId);
+        }
     }
 
     private Task SendAsync(IFrontendObserver observer, ImmutableArray<DirectMessage> messages) =>
         observer.DeliverDirect(new DirectDelivery(_namespace, _user, messages));
 
-    private void OnFrontendIdle(FrontendQueue<DirectMessage> queue)
+    private void OnFrontendFailed(string frontendId, Exception exception)
     {
-        if (queue.MemberCount == 0 && _frontends.TryGetValue(queue.FrontendId, out var current) && ReferenceEquals(current, queue))
-        {
-            _frontends.Remove(queue.FrontendId);
-        }
-    }
-
-    private void OnFrontendFailed(FrontendQueue<DirectMessage> queue, Exception exception)
-    {
-        LogFrontendFailed(_logger, queue.FrontendId, _namespace, _user, exception);
-        if (_frontends.TryGetValue(queue.FrontendId, out var current) && ReferenceEquals(current, queue))
-        {
-            _frontends.Remove(queue.FrontendId);
-            foreach (var connectionId in _frontendByConnection.Where(c => c.Value == queue.FrontendId).Select(c => c.Key).ToList())
-            {
-                _frontendByConnection.Remove(connectionId);
-            }
-        }
+        LogFrontendFailed(_logger, frontendId, _namespace, _user, exception);
+        DropFrontend(frontendId);
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Front-end {FrontendId} did not take direct messages for {Namespace}/{User}; its connections were dropped")]

@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using Broker.Frontend.Protocol;
 using Broker.Grains;
 using Broker.Grains.Models;
@@ -53,6 +54,12 @@ public sealed class FrontendObserver : IFrontendObserver
 
         return Task.CompletedTask;
     }
+
+    public Task<ImmutableArray<RoomMemberRef>> GetRoomMembers(string ns, string room) =>
+        Task.FromResult(_rooms.Get(GrainKeys.Of(ns, room)).Select(m => new RoomMemberRef(m.Connection.Id, m.Connection.User)).ToImmutableArray());
+
+    public Task<ImmutableArray<string>> GetUserConnections(string ns, string user) =>
+        Task.FromResult(_users.Get(GrainKeys.Of(ns, user)).Select(c => c.Id).ToImmutableArray());
 
     public Task DeliverDirect(DirectDelivery delivery)
     {

@@ -59,6 +59,12 @@ public sealed class BrokerOptions
     /// <summary>Key for the server HTTP API (Authorization: Bearer KEY); unset serves loopback callers only.</summary>
     public string? ApiKey { get; set; }
 
+    /// <summary>How often the front-end renews its lease with the cluster.</summary>
+    public TimeSpan LeaseInterval { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>A front-end that has not renewed for this long is declared lost: its members leave their rooms.</summary>
+    public TimeSpan LeaseTtl { get; set; } = TimeSpan.FromSeconds(6);
+
     /// <summary>Browser origins allowed to connect; empty allows any. Others get HTTP 403.</summary>
     public List<string> AllowedOrigins { get; set; } = [];
 
@@ -103,9 +109,14 @@ public sealed class BrokerOptions
             yield return "Broker:MaxNameLength must be at least 1.";
         }
 
-        if (CloseTimeout <= TimeSpan.Zero || ClusterCallTimeout <= TimeSpan.Zero || HeartbeatInterval <= TimeSpan.Zero)
+        if (CloseTimeout <= TimeSpan.Zero || ClusterCallTimeout <= TimeSpan.Zero || HeartbeatInterval <= TimeSpan.Zero || LeaseInterval <= TimeSpan.Zero)
         {
-            yield return "Broker:CloseTimeout, ClusterCallTimeout and HeartbeatInterval must be positive.";
+            yield return "Broker:CloseTimeout, ClusterCallTimeout, HeartbeatInterval and LeaseInterval must be positive.";
+        }
+
+        if (LeaseTtl < LeaseInterval + LeaseInterval)
+        {
+            yield return "Broker:LeaseTtl must be at least twice LeaseInterval, or a healthy front-end may be declared lost.";
         }
 
         if (!string.IsNullOrEmpty(Jwt.SigningKey) && System.Text.Encoding.UTF8.GetByteCount(Jwt.SigningKey) < 32)

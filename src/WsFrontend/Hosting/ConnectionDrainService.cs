@@ -1,5 +1,6 @@
 using Broker.Frontend.Connections;
 using Broker.Frontend.Protocol;
+using Broker.Grains;
 using Microsoft.Extensions.Options;
 
 namespace Broker.Frontend.Hosting;
@@ -12,12 +13,14 @@ namespace Broker.Frontend.Hosting;
 public sealed partial class ConnectionDrainService : IHostedLifecycleService
 {
     private readonly FrontendNode _node;
+    private readonly IGrainFactory _grains;
     private readonly BrokerOptions _options;
     private readonly ILogger<ConnectionDrainService> _logger;
 
-    public ConnectionDrainService(FrontendNode node, IOptions<BrokerOptions> options, ILogger<ConnectionDrainService> logger)
+    public ConnectionDrainService(FrontendNode node, IGrainFactory grains, IOptions<BrokerOptions> options, ILogger<ConnectionDrainService> logger)
     {
         _node = node;
+        _grains = grains;
         _options = options.Value;
         _logger = logger;
     }
@@ -35,6 +38,16 @@ public sealed partial class ConnectionDrainService : IHostedLifecycleService
         {
             LogDrainIncomplete(_logger, _node.ConnectionCount);
         }
+
+        try
+        {
+            // Leaving cleanly: the registry forgets this front-end without declaring it lost.
+            await _grains.GetGrain<IFrontendRegistryGrain>(IFrontendRegistryGrain.Key).Leave(_node.Id).WaitAsync(_options.ClusterCallTimeout, cancellationToken);
+        }
+        catch (Exception ex) when (ex is TimeoutException or OperationCanceledException or OrleansException)
+        {
+            LogLeaveFailed(_logger, ex);
+        }
     }
 
     public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
@@ -49,6 +62,9 @@ public sealed partial class ConnectionDrainService : IHostedLifecycleService
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Front-end {NodeId} shutting down: closing {Count} connections with 1012")]
     private static partial void LogDraining(ILogger logger, string nodeId, int count);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not tell the cluster this front-end is leaving; its lease will run out")]
+    private static partial void LogLeaveFailed(ILogger logger, Exception exception);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Shutdown went on with {Count} connections still closing")]
     private static partial void LogDrainIncomplete(ILogger logger, int count);

@@ -7,10 +7,12 @@ using Microsoft.Extensions.Options;
 namespace Broker.Frontend.Hosting;
 
 /// <summary>
-/// Every HeartbeatInterval, restates this front-end's members to each room and user grain it
-/// has connections in. That keeps those activations alive while they have members and rebuilds
-/// their membership if an activation was lost — the front-end is the source of truth for its
-/// own sockets.
+/// Keeps this front-end known to the cluster. Every LeaseInterval it renews its lease with the
+/// front-end registry (a front-end that stops renewing is declared lost after LeaseTtl, and its
+/// members leave their rooms). Every HeartbeatInterval — and at once when the registry did not
+/// know it — it restates its members to each room and user grain it has connections in: that
+/// keeps those activations alive and rebuilds whatever a lost activation forgot. The front-end
+/// is the source of truth for its own sockets.
 /// </summary>
 public sealed partial class FrontendHeartbeat : BackgroundService
 {
@@ -29,13 +31,35 @@ public sealed partial class FrontendHeartbeat : BackgroundService
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        using var timer = new PeriodicTimer(_options.HeartbeatInterval);
+        var registry = _grains.GetGrain<IFrontendRegistryGrain>(IFrontendRegistryGrain.Key);
+        var lease = new FrontendLease(_node.Id, _node.Reference, _options.LeaseTtl);
+        var lastSync = DateTime.UtcNow;
+        using var timer = new PeriodicTimer(_options.LeaseInterval);
         try
         {
-            while (await timer.WaitForNextTickAsync(stoppingToken))
+            do
             {
-                await BeatAsync(stoppingToken);
+                var resync = DateTime.UtcNow - lastSync >= _options.HeartbeatInterval;
+                try
+                {
+                    if (await registry.Renew(lease).WaitAsync(_options.ClusterCallTimeout, stoppingToken))
+                    {
+                        LogRegistered(_logger, _node.Id);
+                        resync = true;
+                    }
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    LogRenewFailed(_logger, ex);
+                }
+
+                if (resync)
+                {
+                    lastSync = DateTime.UtcNow;
+                    await BeatAsync(stoppingToken);
+                }
             }
+            while (await timer.WaitForNextTickAsync(stoppingToken));
         }
         catch (OperationCanceledException)
         {
@@ -68,6 +92,12 @@ public sealed partial class FrontendHeartbeat : BackgroundService
             LogHeartbeatFailed(_logger, calls.Count, ex);
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Front-end {NodeId} registered with the cluster; restating its members")]
+    private static partial void LogRegistered(ILogger logger, string nodeId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not renew this front-end's lease; retrying")]
+    private static partial void LogRenewFailed(ILogger logger, Exception exception);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Heartbeat to {Count} rooms and users did not complete; retrying next interval")]
     private static partial void LogHeartbeatFailed(ILogger logger, int count, Exception exception);

@@ -4,7 +4,7 @@ using Broker.Grains.Models;
 namespace Broker.Grains.Tests.Infrastructure;
 
 /// <summary>Helpers shared by grain tests: unique keys, front-ends that live as long as the test, request builders.</summary>
-public abstract class GrainTestBase : IDisposable
+public abstract class GrainTestBase : IAsyncLifetime
 {
     private readonly List<RecordingFrontend> _frontends = [];
 
@@ -29,6 +29,9 @@ public abstract class GrainTestBase : IDisposable
     {
         var frontend = new RecordingFrontend($"fe-{name}-{Guid.NewGuid():N}");
         frontend.Reference = Client.CreateObjectReference<IFrontendObserver>(frontend);
+
+        // A live front-end holds a lease; these hold one for longer than any test runs.
+        _ = Client.GetGrain<IFrontendRegistryGrain>(IFrontendRegistryGrain.Key).Renew(new FrontendLease(frontend.Id, frontend.Reference, TimeSpan.FromHours(1)));
         lock (_frontends)
         {
             _frontends.Add(frontend);
@@ -59,18 +62,23 @@ public abstract class GrainTestBase : IDisposable
         return result.Seq;
     }
 
-    public void Dispose()
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    /// <summary>The test's front-ends leave the registry, so later room activations do not ask them.</summary>
+    public async Task DisposeAsync()
     {
+        RecordingFrontend[] frontends;
         lock (_frontends)
         {
-            foreach (var frontend in _frontends)
-            {
-                Client.DeleteObjectReference<IFrontendObserver>(frontend.Reference);
-            }
-
+            frontends = [.. _frontends];
             _frontends.Clear();
         }
 
-        GC.SuppressFinalize(this);
+        var registry = Client.GetGrain<IFrontendRegistryGrain>(IFrontendRegistryGrain.Key);
+        foreach (var frontend in frontends)
+        {
+            await registry.Leave(frontend.Id);
+            Client.DeleteObjectReference<IFrontendObserver>(frontend.Reference);
+        }
     }
 }

@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using System.Text;
 using Broker.Grains.Models;
 
@@ -30,6 +31,28 @@ public sealed class RecordingFrontend : IFrontendObserver
 
     /// <summary>Runs after a direct delivery is recorded; its task is what the grain awaits.</summary>
     public Func<DirectDelivery, Task>? OnDeliverDirect { get; set; }
+
+    /// <summary>What this front-end answers when a new room activation asks for its members, by room key.</summary>
+    public Dictionary<string, ImmutableArray<RoomMemberRef>> RoomMembers { get; } = [];
+
+    /// <summary>What this front-end answers when a new user activation asks for its connections, by user key.</summary>
+    public Dictionary<string, ImmutableArray<string>> UserConnections { get; } = [];
+
+    public Task<ImmutableArray<RoomMemberRef>> GetRoomMembers(string ns, string room)
+    {
+        lock (_gate)
+        {
+            return Task.FromResult(RoomMembers.GetValueOrDefault(GrainKeys.Of(ns, room), []));
+        }
+    }
+
+    public Task<ImmutableArray<string>> GetUserConnections(string ns, string user)
+    {
+        lock (_gate)
+        {
+            return Task.FromResult(UserConnections.GetValueOrDefault(GrainKeys.Of(ns, user), []));
+        }
+    }
 
     public Task DeliverRoom(RoomDelivery delivery)
     {

@@ -1,0 +1,83 @@
+using System.Collections.Immutable;
+
+namespace Broker.Grains;
+
+/// <summary>
+/// A grain's ordered streams to the front-ends that hold its members, with a member count per
+/// front-end. A queue whose last member left stays until it is idle, so a member who comes
+/// back on that front-end reuses it: two pumps to one front-end would reorder its stream.
+/// Contract: used only on the owning activation's scheduler.
+/// </summary>
+internal sealed class FrontendQueueSet<T>
+{
+    private readonly Dictionary<string, FrontendQueue<T>> _queues = new(StringComparer.Ordinal);
+    private readonly Func<IFrontendObserver, ImmutableArray<T>, Task> _send;
+    private readonly Action<string, Exception> _onFailure;
+
+    /// <param name="send">Sends one batch to a front-end.</param>
+    /// <param name="onFailure">A front-end did not take a batch: its queue is already gone; the owner drops its members.</param>
+    public FrontendQueueSet(Func<IFrontendObserver, ImmutableArray<T>, Task> send, Action<string, Exception> onFailure)
+    {
+        _send = send;
+        _onFailure = onFailure;
+    }
+
+    /// <summary>Counts one more member on the front-end; true when the front-end had none before.</summary>
+    public bool AddMember(string frontendId, IFrontendObserver observer)
+    {
+        if (!_queues.TryGetValue(frontendId, out var queue))
+        {
+            queue = new FrontendQueue<T>(frontendId, observer, _send, OnFailure, OnIdle);
+            _queues[frontendId] = queue;
+        }
+
+        queue.Observer = observer;
+        return queue.MemberCount++ == 0;
+    }
+
+    public void RemoveMember(string frontendId)
+    {
+        if (_queues.TryGetValue(frontendId, out var queue) && --queue.MemberCount == 0 && queue.IsIdle)
+        {
+            _queues.Remove(frontendId);
+        }
+    }
+
+    /// <summary>Queues the item to every front-end that holds members.</summary>
+    public void Broadcast(T item)
+    {
+        foreach (var queue in _queues.Values)
+        {
+            if (queue.MemberCount > 0)
+            {
+                queue.Enqueue(item);
+            }
+        }
+    }
+
+    /// <summary>Forgets a front-end at once, dropping what was queued for it.</summary>
+    public void Drop(string frontendId)
+    {
+        if (_queues.Remove(frontendId, out var queue))
+        {
+            queue.Close();
+        }
+    }
+
+    private void OnIdle(FrontendQueue<T> queue)
+    {
+        if (queue.MemberCount == 0 && _queues.TryGetValue(queue.FrontendId, out var current) && ReferenceEquals(current, queue))
+        {
+            _queues.Remove(queue.FrontendId);
+        }
+    }
+
+    private void OnFailure(FrontendQueue<T> queue, Exception exception)
+    {
+        if (_queues.TryGetValue(queue.FrontendId, out var current) && ReferenceEquals(current, queue))
+        {
+            _queues.Remove(queue.FrontendId);
+            _onFailure(queue.FrontendId, exception);
+        }
+    }
+}
