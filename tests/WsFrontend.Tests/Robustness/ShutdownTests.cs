@@ -62,10 +62,23 @@ public sealed class ShutdownTests
         await using var bob = await server.ConnectAsync("/chat?user=bob", autoRead: false);
         await bob.SendAsync(new { type = "join", id = 1, room });
         await alice.WaitForAsync(f => Frame.Is(f, "member_joined") && f.GetProperty("user").GetString() == "bob", Timeout);
-        var ack = await alice.PublishAsync(room, "last words");
+        // The ack and Alice's own copy may come in either order: wait for both.
+        await alice.SendAsync(new { type = "publish", id = 2, room, data = "last words" });
+        System.Text.Json.JsonElement? ackFrame = null;
+        var aliceHasMessage = false;
+        while (ackFrame is null || !aliceHasMessage)
+        {
+            var frame = await alice.NextAsync(Timeout);
+            if (Frame.Is(frame, "ack") && Frame.HasId(frame, 2))
+            {
+                ackFrame = frame;
+            }
+
+            aliceHasMessage |= Frame.IsMessageIn(frame, room);
+        }
 
         // Alice's copy and Bob's are queued by the same delivery: once Alice has hers, Bob's is queued.
-        await alice.WaitForAsync(f => Frame.IsMessageIn(f, room), Timeout);
+        var ack = ackFrame.Value;
         var stopping = server.StopAsync();
         bob.StartReading();
 
