@@ -18,18 +18,23 @@ public interface IFrontendRegistryGrain : IGrainWithStringKey
     public const string Key = "frontends";
 
     /// <summary>
-    /// Renews a front-end's lease. Returns true when the registry did not know it (a new
+    /// Renews a front-end's lease. Fresh is true when the registry did not know it (a new
     /// front-end, a registry activation that was lost with its silo, or a front-end declared
     /// lost that came back): the front-end must then restate all its members.
     /// </summary>
     [Alias("Renew")]
-    Task<bool> Renew(FrontendLease lease);
+    Task<RenewResult> Renew(FrontendLease lease);
 
     /// <summary>A front-end shutting down cleanly: forget it without telling its watchers.</summary>
     [Alias("Leave")]
     Task Leave(string frontendId);
 
-    [ReadOnly, Alias("GetLive")]
+    /// <summary>
+    /// The live front-ends. A registry that was just rebuilt first waits (up to a few seconds)
+    /// until as many front-ends have renewed as were known before, so that a room rebuilt from
+    /// this list does not miss members.
+    /// </summary>
+    [AlwaysInterleave, Alias("GetLive")]
     Task<ImmutableArray<FrontendLease>> GetLive();
 
     /// <summary>Asks to be told (<see cref="IFrontendWatcher.FrontendLost"/>) when the front-end's lease runs out.</summary>

@@ -10,8 +10,11 @@ namespace Broker.Grains;
 /// </summary>
 internal static partial class FrontendMembership
 {
+    /// <summary>How long a new activation waits for the list of live front-ends (the registry may be warming up).</summary>
+    public static readonly TimeSpan RegistryTimeout = FrontendRegistryGrain.WarmUp + TimeSpan.FromSeconds(1);
+
     /// <summary>How long a new activation waits for a front-end's answer before going on without it.</summary>
-    public static readonly TimeSpan RebuildTimeout = TimeSpan.FromSeconds(2);
+    public static readonly TimeSpan RebuildTimeout = TimeSpan.FromSeconds(1);
 
     /// <summary>
     /// Asks every live front-end for its members of this grain and adds them. A front-end that
@@ -27,7 +30,7 @@ internal static partial class FrontendMembership
         ImmutableArray<FrontendLease> frontends;
         try
         {
-            frontends = await grains.GetGrain<IFrontendRegistryGrain>(IFrontendRegistryGrain.Key).GetLive().WaitAsync(RebuildTimeout, cancellationToken);
+            frontends = await grains.GetGrain<IFrontendRegistryGrain>(IFrontendRegistryGrain.Key).GetLive().WaitAsync(RegistryTimeout, cancellationToken);
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {

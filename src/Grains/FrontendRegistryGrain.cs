@@ -20,10 +20,22 @@ public sealed partial class FrontendRegistryGrain : Grain, IFrontendRegistryGrai
     /// </summary>
     public static readonly TimeSpan UnknownGrace = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// A new activation (the old one was lost with its silo) knows no front-end until each has
+    /// renewed. Front-ends renew every 2 s and say how many front-ends they knew; until that
+    /// many have renewed — for at most this long after activation — GetLive waits: a room
+    /// rebuilt meanwhile would otherwise miss members and lose their messages.
+    /// </summary>
+    public static readonly TimeSpan WarmUp = TimeSpan.FromSeconds(3);
+
+    private static readonly TimeSpan WarmUpPoll = TimeSpan.FromMilliseconds(50);
+
     private readonly Dictionary<string, Entry> _frontends = new(StringComparer.Ordinal);
     private readonly TimeProvider _time;
     private readonly ILogger<FrontendRegistryGrain> _logger;
     private IGrainTimer? _sweep;
+    private DateTimeOffset _activatedAt;
+    private int _expectedFrontends = -1;
 
     public FrontendRegistryGrain(TimeProvider time, ILogger<FrontendRegistryGrain> logger)
     {
@@ -31,15 +43,22 @@ public sealed partial class FrontendRegistryGrain : Grain, IFrontendRegistryGrai
         _logger = logger;
     }
 
-    public Task<bool> Renew(FrontendLease lease)
+    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        _activatedAt = _time.GetUtcNow();
+        return Task.CompletedTask;
+    }
+
+    public Task<RenewResult> Renew(FrontendLease lease)
     {
         StartSweeping();
+        _expectedFrontends = Math.Max(_expectedFrontends, lease.KnownFrontends);
         var expires = _time.GetUtcNow() + lease.Ttl;
         if (_frontends.TryGetValue(lease.FrontendId, out var entry) && entry.Lease is not null)
         {
             entry.Lease = lease;
             entry.Expires = expires;
-            return Task.FromResult(false);
+            return Task.FromResult(new RenewResult(Fresh: false, LeasedCount));
         }
 
         if (entry is null)
@@ -53,8 +72,10 @@ public sealed partial class FrontendRegistryGrain : Grain, IFrontendRegistryGrai
         }
 
         LogFrontendJoined(_logger, lease.FrontendId);
-        return Task.FromResult(true);
+        return Task.FromResult(new RenewResult(Fresh: true, LeasedCount));
     }
+
+    private int LeasedCount => _frontends.Values.Count(e => e.Lease is not null);
 
     public Task Leave(string frontendId)
     {
@@ -66,8 +87,16 @@ public sealed partial class FrontendRegistryGrain : Grain, IFrontendRegistryGrai
         return Task.CompletedTask;
     }
 
-    public Task<ImmutableArray<FrontendLease>> GetLive() =>
-        Task.FromResult(_frontends.Values.Where(e => e.Lease is not null).Select(e => e.Lease!).ToImmutableArray());
+    public async Task<ImmutableArray<FrontendLease>> GetLive()
+    {
+        // GetLive interleaves: renewals keep coming in while this waits.
+        while ((_expectedFrontends < 0 || LeasedCount < _expectedFrontends) && _time.GetUtcNow() - _activatedAt < WarmUp)
+        {
+            await Task.Delay(WarmUpPoll, _time);
+        }
+
+        return _frontends.Values.Where(e => e.Lease is not null).Select(e => e.Lease!).ToImmutableArray();
+    }
 
     public Task Watch(string frontendId, IFrontendWatcher watcher)
     {

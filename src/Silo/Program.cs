@@ -1,40 +1,58 @@
-using Microsoft.Extensions.Configuration;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
-using Broker.Grains;
+using System.Net;
+using Broker.Grains.Hosting;
 using Broker.Silo;
 using Orleans.Configuration;
+using Orleans.Runtime;
 
-var builder = Host.CreateApplicationBuilder(args);
-builder.Configuration.AddCommandLine(args, new Dictionary<string, string>
-{
-    ["--silo-port"] = "Silo:SiloPort",
-    ["--gateway-port"] = "Silo:GatewayPort",
-    ["--cluster-id"] = "Silo:ClusterId",
-    ["--service-id"] = "Silo:ServiceId",
-});
+var builder = WebApplication.CreateBuilder(args);
+builder.Configuration.AddCommandLine(args, SiloHostOptions.Switches);
 builder.Logging.AddFilter("Orleans", LogLevel.Warning);
 builder.Logging.AddFilter("Polly", LogLevel.Warning);
+builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
 
-var options = builder.Configuration.GetSection(BrokerSiloOptions.SectionName).Get<BrokerSiloOptions>() ?? new BrokerSiloOptions();
+var options = builder.Configuration.GetSection(SiloHostOptions.SectionName).Get<SiloHostOptions>() ?? new SiloHostOptions();
+var problems = options.Validate().ToList();
+if (problems.Count > 0)
+{
+    Console.Error.WriteLine(string.Join(Environment.NewLine, problems));
+    return 2;
+}
+
+var advertise = IPAddress.Parse(options.Advertise);
+builder.WebHost.UseUrls($"http://{(IPAddress.IsLoopback(advertise) ? "127.0.0.1" : "0.0.0.0")}:{options.HealthPort}");
 builder.UseOrleans(silo =>
 {
-    // Localhost clustering for now: one silo on this machine that front-ends reach through its gateway.
-    silo.UseLocalhostClustering(options.SiloPort, options.GatewayPort, serviceId: options.ServiceId, clusterId: options.ClusterId);
-    silo.Configure<ClusterOptions>(o =>
+    if (string.IsNullOrEmpty(options.Redis))
     {
-        o.ClusterId = options.ClusterId;
-        o.ServiceId = options.ServiceId;
-    });
+        silo.UseLocalhostClustering(options.SiloPort, options.GatewayPort, serviceId: options.ServiceId, clusterId: options.ClusterId);
+    }
+    else
+    {
+        var cluster = new BrokerClusterOptions { Redis = options.Redis, ClusterId = options.ClusterId, ServiceId = options.ServiceId };
+        silo.UseBrokerRedisClustering(cluster, advertise, options.SiloPort, options.GatewayPort);
+    }
+
     silo.AddBrokerGrains();
 });
 
-var host = builder.Build();
-var logger = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Broker.Silo");
-logger.LogInformation(
-    "Broker silo starting: localhost clustering, cluster {ClusterId}, silo port {SiloPort}, gateway port {GatewayPort}",
+var app = builder.Build();
+
+// Ready only while this silo is an active member of the cluster.
+app.MapGet("/healthz", (IClusterMembershipService membership, ILocalSiloDetails local) =>
+{
+    var status = membership.CurrentSnapshot.GetSiloStatus(local.SiloAddress);
+    var body = new { status = status == SiloStatus.Active ? "ok" : status.ToString().ToLowerInvariant(), silo = local.SiloAddress.ToString() };
+    return status == SiloStatus.Active ? Results.Json(body) : Results.Json(body, statusCode: StatusCodes.Status503ServiceUnavailable);
+});
+
+app.Logger.LogInformation(
+    "Broker silo starting: {Clustering} clustering, cluster {ClusterId}, advertised {Advertise}, silo port {SiloPort}, gateway port {GatewayPort}, health http://{Advertise}:{HealthPort}/healthz",
+    string.IsNullOrEmpty(options.Redis) ? "localhost" : "Redis " + options.Redis,
     options.ClusterId,
+    options.Advertise,
     options.SiloPort,
-    options.GatewayPort);
-await host.RunAsync();
+    options.GatewayPort,
+    options.Advertise,
+    options.HealthPort);
+await app.RunAsync();
+return 0;

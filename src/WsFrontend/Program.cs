@@ -1,6 +1,7 @@
 using Broker.Frontend.Hosting;
 
 var builder = WebApplication.CreateBuilder(args);
+builder.Configuration.AddCommandLine(args, BrokerHostingExtensions.Switches);
 builder.AddBrokerFrontend();
 
 var app = builder.Build();

@@ -21,10 +21,12 @@ public static partial class BrokerEndpoints
             KeepAliveInterval = options.KeepAliveInterval,
             KeepAliveTimeout = options.KeepAliveTimeout <= TimeSpan.Zero ? Timeout.InfiniteTimeSpan : options.KeepAliveTimeout,
         });
-        app.MapGet("/healthz", (FrontendNode node, IHostApplicationLifetime lifetime) =>
+        app.MapGet("/healthz", (FrontendNode node, IHostApplicationLifetime lifetime, IClusterReadiness cluster) =>
             lifetime.ApplicationStopping.IsCancellationRequested
                 ? Results.Json(new { status = "stopping", node = node.Id }, statusCode: StatusCodes.Status503ServiceUnavailable)
-                : Results.Json(new { status = "ok", node = node.Id, connections = node.ConnectionCount }));
+                : cluster.IsReady
+                    ? Results.Json(new { status = "ok", node = node.Id, connections = node.ConnectionCount })
+                    : Results.Json(new { status = "no cluster", node = node.Id }, statusCode: StatusCodes.Status503ServiceUnavailable));
         app.Map("/echo", (HttpContext context) => EchoAsync(context, options));
         app.MapServerApi();
         app.Map("/{**path}", NamespaceAsync);

@@ -1,5 +1,6 @@
 using Broker.Frontend.Connections;
-using Broker.Grains;
+using Broker.Grains.Hosting;
+using Orleans.Configuration;
 using Microsoft.Extensions.Options;
 
 namespace Broker.Frontend.Hosting;
@@ -7,6 +8,15 @@ namespace Broker.Frontend.Hosting;
 public static partial class BrokerHostingExtensions
 {
     public const string DefaultUrls = "http://localhost:8000";
+
+    /// <summary>Command-line switches and the settings they set.</summary>
+    public static readonly Dictionary<string, string> Switches = new(StringComparer.Ordinal)
+    {
+        ["--redis"] = "Broker:Cluster:Redis",
+        ["--cluster-id"] = "Broker:Cluster:ClusterId",
+        ["--service-id"] = "Broker:Cluster:ServiceId",
+        ["--node-id"] = "Broker:NodeId",
+    };
 
     /// <summary>
     /// Everything a front-end needs. Embedded mode (the default): the process co-hosts a silo
@@ -31,12 +41,38 @@ public static partial class BrokerHostingExtensions
             .ValidateOnStart();
         builder.Services.AddSingleton<IValidateOptions<BrokerOptions>, BrokerOptionsValidator>();
 
-        var embedded = section.GetSection("Embedded").Get<EmbeddedSiloOptions>() ?? new EmbeddedSiloOptions();
-        builder.UseOrleans(silo =>
+        var cluster = section.GetSection("Cluster").Get<BrokerClusterOptions>() ?? new BrokerClusterOptions();
+        if (string.IsNullOrEmpty(cluster.Redis))
         {
-            silo.UseLocalhostClustering(siloPort: embedded.SiloPort, gatewayPort: embedded.GatewayPort);
-            silo.AddBrokerGrains();
-        });
+            var embedded = section.GetSection("Embedded").Get<EmbeddedSiloOptions>() ?? new EmbeddedSiloOptions();
+            builder.UseOrleans(silo =>
+            {
+                silo.UseLocalhostClustering(siloPort: embedded.SiloPort, gatewayPort: embedded.GatewayPort);
+                silo.AddBrokerGrains();
+            });
+            builder.Services.AddSingleton<IClusterReadiness, EmbeddedReadiness>();
+        }
+        else
+        {
+            // A pure Orleans client: it finds gateways through Redis and keeps trying until one answers.
+            var readiness = new GatewayReadiness();
+            builder.Services.AddSingleton<IClusterReadiness>(readiness);
+            builder.UseOrleansClient(client =>
+            {
+                client.UseRedisClustering(o => o.ConfigurationOptions = BrokerSiloExtensions.RedisConfiguration(cluster.Redis));
+                client.Configure<ClusterOptions>(o =>
+                {
+                    o.ClusterId = cluster.ClusterId;
+                    o.ServiceId = cluster.ServiceId;
+                });
+
+                // New silos are used, and dead ones dropped, within seconds rather than a minute.
+                client.Configure<GatewayOptions>(o => o.GatewayListRefreshPeriod = TimeSpan.FromSeconds(5));
+                client.Configure<ClientMessagingOptions>(o => o.ResponseTimeout = BrokerSiloExtensions.ResponseTimeout);
+                client.AddClusterConnectionStatusObserver(readiness);
+                client.UseConnectionRetryFilter(readiness.RetryConnectAsync);
+            });
+        }
 
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<FrontendNode>();
@@ -63,13 +99,24 @@ public static partial class BrokerHostingExtensions
         {
             var o = options.Value;
             var namespaces = string.Join(", ", o.Namespaces.Where(n => n.Value.Enabled).Select(n => n.Key == "default" ? "/ (default)" : "/" + n.Key));
-            LogStarted(logger, node.Id, "embedded", o.Embedded.SiloPort, namespaces);
+            if (string.IsNullOrEmpty(o.Cluster.Redis))
+            {
+                LogStartedEmbedded(logger, node.Id, o.Embedded.SiloPort, namespaces);
+            }
+            else
+            {
+                LogStartedCluster(logger, node.Id, o.Cluster.Redis, o.Cluster.ClusterId, namespaces);
+            }
+
             return Task.CompletedTask;
         }
 
         public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-        [LoggerMessage(Level = LogLevel.Information, Message = "Broker front-end {NodeId} started in {Mode} mode (silo port {SiloPort}); namespaces: {Namespaces}")]
-        private static partial void LogStarted(ILogger logger, string nodeId, string mode, int siloPort, string namespaces);
+        [LoggerMessage(Level = LogLevel.Information, Message = "Broker front-end {NodeId} started in embedded mode (co-hosted silo on port {SiloPort}); namespaces: {Namespaces}")]
+        private static partial void LogStartedEmbedded(ILogger logger, string nodeId, int siloPort, string namespaces);
+
+        [LoggerMessage(Level = LogLevel.Information, Message = "Broker front-end {NodeId} started in cluster mode (Redis {Redis}, cluster {ClusterId}); namespaces: {Namespaces}")]
+        private static partial void LogStartedCluster(ILogger logger, string nodeId, string redis, string clusterId, string namespaces);
     }
 }

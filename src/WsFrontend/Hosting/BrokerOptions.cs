@@ -1,3 +1,4 @@
+using Broker.Grains.Hosting;
 using Broker.Grains.Models;
 
 namespace Broker.Frontend.Hosting;
@@ -48,7 +49,7 @@ public sealed class BrokerOptions
     public TimeSpan CloseTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>How long a frame may wait for the cluster before the client gets unavailable.</summary>
-    public TimeSpan ClusterCallTimeout { get; set; } = TimeSpan.FromSeconds(10);
+    public TimeSpan ClusterCallTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>How often the front-end restates its members to their rooms and users (keeps them active, rebuilds lost state).</summary>
     public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(30);
@@ -75,6 +76,9 @@ public sealed class BrokerOptions
         ["chat"] = new NamespaceOptions(),
         ["notifications"] = new NamespaceOptions { Presence = false, ClientPublish = false },
     };
+
+    /// <summary>Cluster mode: with Cluster:Redis set the front-end is a pure Orleans client of silos found through Redis.</summary>
+    public BrokerClusterOptions Cluster { get; set; } = new();
 
     /// <summary>The embedded silo (the default mode: one process, no Redis).</summary>
     public EmbeddedSiloOptions Embedded { get; set; } = new();

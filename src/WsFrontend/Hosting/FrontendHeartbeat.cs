@@ -20,9 +20,11 @@ public sealed partial class FrontendHeartbeat : BackgroundService
     private readonly IGrainFactory _grains;
     private readonly BrokerOptions _options;
     private readonly ILogger<FrontendHeartbeat> _logger;
+    private readonly IClusterReadiness _cluster;
 
-    public FrontendHeartbeat(FrontendNode node, IGrainFactory grains, IOptions<BrokerOptions> options, ILogger<FrontendHeartbeat> logger)
+    public FrontendHeartbeat(FrontendNode node, IGrainFactory grains, IOptions<BrokerOptions> options, IClusterReadiness cluster, ILogger<FrontendHeartbeat> logger)
     {
+        _cluster = cluster;
         _node = node;
         _grains = grains;
         _options = options.Value;
@@ -32,17 +34,25 @@ public sealed partial class FrontendHeartbeat : BackgroundService
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var registry = _grains.GetGrain<IFrontendRegistryGrain>(IFrontendRegistryGrain.Key);
-        var lease = new FrontendLease(_node.Id, _node.Reference, _options.LeaseTtl);
+        var knownFrontends = 0;
         var lastSync = DateTime.UtcNow;
+        var syncOwed = false;
+        var losses = _cluster.GatewayLosses;
         using var timer = new PeriodicTimer(_options.LeaseInterval);
         try
         {
             do
             {
-                var resync = DateTime.UtcNow - lastSync >= _options.HeartbeatInterval;
+                // A lost gateway means a silo died or left: its rooms come back elsewhere, empty.
+                var lossesNow = _cluster.GatewayLosses;
+                var resync = syncOwed || lossesNow != losses || DateTime.UtcNow - lastSync >= _options.HeartbeatInterval;
+                losses = lossesNow;
                 try
                 {
-                    if (await registry.Renew(lease).WaitAsync(_options.ClusterCallTimeout, stoppingToken))
+                    var lease = new FrontendLease(_node.Id, _node.Reference, _options.LeaseTtl, knownFrontends);
+                    var renewed = await registry.Renew(lease).WaitAsync(_options.ClusterCallTimeout, stoppingToken);
+                    knownFrontends = renewed.LiveFrontends;
+                    if (renewed.Fresh)
                     {
                         LogRegistered(_logger, _node.Id);
                         resync = true;
@@ -55,8 +65,10 @@ public sealed partial class FrontendHeartbeat : BackgroundService
 
                 if (resync)
                 {
+                    // A restatement that did not fully land is retried at the next renewal, not
+                    // a whole heartbeat later: after a silo dies this is what rebuilds membership.
                     lastSync = DateTime.UtcNow;
-                    await BeatAsync(stoppingToken);
+                    syncOwed = !await BeatAsync(stoppingToken);
                 }
             }
             while (await timer.WaitForNextTickAsync(stoppingToken));
@@ -67,7 +79,8 @@ public sealed partial class FrontendHeartbeat : BackgroundService
         }
     }
 
-    internal async Task BeatAsync(CancellationToken cancellationToken = default)
+    /// <summary>Restates every local member; false when some room or user did not take it.</summary>
+    internal async Task<bool> BeatAsync(CancellationToken cancellationToken = default)
     {
         var calls = new List<Task>();
         foreach (var (key, memberships) in _node.Rooms.Snapshot())
@@ -86,10 +99,12 @@ public sealed partial class FrontendHeartbeat : BackgroundService
         try
         {
             await Task.WhenAll(calls).WaitAsync(_options.ClusterCallTimeout, cancellationToken);
+            return true;
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            LogHeartbeatFailed(_logger, calls.Count, ex);
+            LogHeartbeatFailed(_logger, calls.Count(c => !c.IsCompletedSuccessfully), ex);
+            return false;
         }
     }
 
@@ -99,6 +114,6 @@ public sealed partial class FrontendHeartbeat : BackgroundService
     [LoggerMessage(Level = LogLevel.Warning, Message = "Could not renew this front-end's lease; retrying")]
     private static partial void LogRenewFailed(ILogger logger, Exception exception);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Heartbeat to {Count} rooms and users did not complete; retrying next interval")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Restating members to {Count} rooms and users did not complete; retrying in a moment")]
     private static partial void LogHeartbeatFailed(ILogger logger, int count, Exception exception);
 }

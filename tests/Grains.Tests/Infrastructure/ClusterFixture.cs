@@ -1,3 +1,4 @@
+using Broker.Grains.Hosting;
 using Orleans.TestingHost;
 
 namespace Broker.Grains.Tests.Infrastructure;

@@ -31,7 +31,7 @@ public abstract class GrainTestBase : IAsyncLifetime
         frontend.Reference = Client.CreateObjectReference<IFrontendObserver>(frontend);
 
         // A live front-end holds a lease; these hold one for longer than any test runs.
-        _ = Client.GetGrain<IFrontendRegistryGrain>(IFrontendRegistryGrain.Key).Renew(new FrontendLease(frontend.Id, frontend.Reference, TimeSpan.FromHours(1)));
+        _ = Client.GetGrain<IFrontendRegistryGrain>(IFrontendRegistryGrain.Key).Renew(new FrontendLease(frontend.Id, frontend.Reference, TimeSpan.FromHours(1), KnownFrontends: 0));
         lock (_frontends)
         {
             _frontends.Add(frontend);

@@ -1,0 +1,60 @@
+using System.Net;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
+using Orleans.Configuration;
+using StackExchange.Redis;
+
+namespace Broker.Grains.Hosting;
+
+public static class BrokerSiloExtensions
+{
+    /// <summary>
+    /// How long a cluster call may wait for its answer. Orleans' default (30 s) would let a call
+    /// to a dead process hang long after the front-end gave the client "unavailable".
+    /// </summary>
+    public static readonly TimeSpan ResponseTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>What every silo of the broker needs, whatever process hosts it.</summary>
+    public static ISiloBuilder AddBrokerGrains(this ISiloBuilder silo)
+    {
+        silo.Services.TryAddSingleton(TimeProvider.System);
+        silo.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = ResponseTimeout);
+        return silo;
+    }
+
+    /// <summary>
+    /// How often silos probe each other. Orleans probes every 5 s by default and declares a silo
+    /// dead after 3 failed probes: measured here, a SIGKILLed silo was declared dead 15 s later,
+    /// and its rooms could not be reached until then. Probing every 2 s brings that to ~6 s.
+    /// </summary>
+    public static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(2);
+
+    /// <summary>Joins the cluster through Redis (the membership table) and listens on the given ports.</summary>
+    public static ISiloBuilder UseBrokerRedisClustering(this ISiloBuilder silo, BrokerClusterOptions cluster, IPAddress advertise, int siloPort, int gatewayPort)
+    {
+        silo.UseRedisClustering(o =>
+        {
+            o.ConfigurationOptions = RedisConfiguration(cluster.Redis!);
+        });
+        silo.Configure<ClusterOptions>(o =>
+        {
+            o.ClusterId = cluster.ClusterId;
+            o.ServiceId = cluster.ServiceId;
+        });
+        silo.ConfigureEndpoints(advertise, siloPort, gatewayPort, listenOnAnyHostAddress: !IPAddress.IsLoopback(advertise));
+        silo.Configure<ClusterMembershipOptions>(o => o.ProbeTimeout = ProbeTimeout);
+        return silo;
+    }
+
+    /// <summary>
+    /// Parses "HOST:PORT" or a full connection string. A process keeps retrying when Redis is
+    /// briefly away instead of failing at start.
+    /// </summary>
+    public static ConfigurationOptions RedisConfiguration(string redis)
+    {
+        var options = ConfigurationOptions.Parse(redis);
+        options.AbortOnConnectFail = false;
+        return options;
+    }
+}

@@ -1,0 +1,57 @@
+using System.Net;
+using Broker.Grains.Hosting;
+
+namespace Broker.Silo;
+
+/// <summary>The standalone silo's settings: the "Silo" section, or the switches in <see cref="Switches"/>.</summary>
+public sealed class SiloHostOptions
+{
+    public const string SectionName = "Silo";
+
+    /// <summary>Command-line switches and the settings they set.</summary>
+    public static readonly Dictionary<string, string> Switches = new(StringComparer.Ordinal)
+    {
+        ["--redis"] = "Silo:Redis",
+        ["--silo-port"] = "Silo:SiloPort",
+        ["--gateway-port"] = "Silo:GatewayPort",
+        ["--health-port"] = "Silo:HealthPort",
+        ["--advertise"] = "Silo:Advertise",
+        ["--cluster-id"] = "Silo:ClusterId",
+        ["--service-id"] = "Silo:ServiceId",
+    };
+
+    /// <summary>Redis for cluster membership ("HOST:PORT" or a connection string); unset: a one-silo localhost cluster.</summary>
+    public string? Redis { get; set; }
+
+    /// <summary>Silo-to-silo port.</summary>
+    public int SiloPort { get; set; } = 11111;
+
+    /// <summary>Port front-ends (Orleans clients) connect to.</summary>
+    public int GatewayPort { get; set; } = 30000;
+
+    /// <summary>HTTP port of /healthz (loopback unless Advertise is not loopback).</summary>
+    public int HealthPort { get; set; } = 8081;
+
+    /// <summary>The address other silos and front-ends reach this one at.</summary>
+    public string Advertise { get; set; } = IPAddress.Loopback.ToString();
+
+    public string ClusterId { get; set; } = BrokerClusterOptions.DefaultId;
+
+    public string ServiceId { get; set; } = BrokerClusterOptions.DefaultId;
+
+    public IEnumerable<string> Validate()
+    {
+        foreach (var (name, port) in new[] { ("SiloPort", SiloPort), ("GatewayPort", GatewayPort), ("HealthPort", HealthPort) })
+        {
+            if (port is < 1 or > 65535)
+            {
+                yield return $"Silo:{name} must be a port number (1-65535).";
+            }
+        }
+
+        if (!IPAddress.TryParse(Advertise, out _))
+        {
+            yield return "Silo:Advertise must be an IP address.";
+        }
+    }
+}
