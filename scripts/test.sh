@@ -1,8 +1,22 @@
 #!/usr/bin/env bash
 # Runs the whole test suite from a clean clone and prints one closing line: "N passed, M failed".
-# Installs nothing it does not need; later suites that need Redis or nginx install them here.
+# Installs what the tests need and the machine lacks (Debian packages: redis-server and nginx
+# for the multi-process cluster tests, Node.js and npm for tests/clients).
 set -uo pipefail
 cd "$(dirname "$0")/.."
+
+sudo=""
+if [[ $(id -u) -ne 0 ]] && command -v sudo >/dev/null 2>&1; then sudo="sudo"; fi
+apt_updated=0
+apt_install() { # package…
+  if [[ $apt_updated -eq 0 ]]; then $sudo apt-get update -q; apt_updated=1; fi
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@"
+}
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || missing+=(nginx)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+if ((${#missing[@]})); then apt_install "${missing[@]}"; fi
 
 results="${TEST_RESULTS_DIR:-$PWD/TestResults}"
 rm -rf "$results"
@@ -44,9 +58,7 @@ fi
 # (tests/clients): Node's built-in test runner, TAP summary lines added to the totals.
 node_status=0
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-  sudo=""
-  if [[ $(id -u) -ne 0 ]] && command -v sudo >/dev/null 2>&1; then sudo="sudo"; fi
-  $sudo apt-get update -q && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm
+  apt_install nodejs npm
 fi
 if ! (cd tests/clients && npm ci --no-audit --no-fund); then
   echo "npm ci failed in tests/clients"
