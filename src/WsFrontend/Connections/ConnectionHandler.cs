@@ -213,6 +213,8 @@ public sealed partial class ConnectionHandler
                 $"This connection is already in {connection.Rooms.Count} rooms, the limit; leave one before joining another.");
         }
 
+        // A leave of this room still owed from before must not undo this join.
+        _node.Settle(new OwedLeave(IsRoom: true, key, connection.Id));
         var membership = new RoomMembership(connection, room);
         connection.Rooms[room] = membership;
         _node.Rooms.Add(key, membership);
@@ -223,7 +225,7 @@ public sealed partial class ConnectionHandler
             _node.Rooms.Remove(key, membership);
 
             // The room may have taken the join after all; take it back, without waiting.
-            _ = grain.Leave(connection.Id);
+            _ = LeaveOrOweAsync(new OwedLeave(IsRoom: true, key, connection.Id));
             return joined.Failure;
         }
 
@@ -255,6 +257,12 @@ public sealed partial class ConnectionHandler
         var key = GrainKeys.Of(connection.Namespace, room);
         _node.Rooms.Remove(key, membership);
         var left = await CallAsync(connection, frame.Id, () => _grains.GetGrain<IRoomGrain>(key).Leave(connection.Id));
+        if (left.Failure is not null)
+        {
+            // The connection is out of the room here already; the room will hear it from the heartbeat.
+            _node.Owe(new OwedLeave(IsRoom: true, key, connection.Id));
+        }
+
         return left.Failure ?? FrameWriter.Left(frame.Id, room);
     }
 
@@ -314,23 +322,30 @@ public sealed partial class ConnectionHandler
 
     private async Task CleanupAsync(ClientConnection connection, string userKey)
     {
-        var calls = new List<Task>(connection.Rooms.Count + 1);
+        var leaves = new List<Task>(connection.Rooms.Count + 1);
         foreach (var (room, membership) in connection.Rooms)
         {
             var key = GrainKeys.Of(connection.Namespace, room);
             _node.Rooms.Remove(key, membership);
-            calls.Add(_grains.GetGrain<IRoomGrain>(key).Leave(connection.Id));
+            leaves.Add(LeaveOrOweAsync(new OwedLeave(IsRoom: true, key, connection.Id)));
         }
 
         connection.Rooms.Clear();
-        calls.Add(_grains.GetGrain<IUserGrain>(userKey).Disconnect(connection.Id));
+        leaves.Add(LeaveOrOweAsync(new OwedLeave(IsRoom: false, userKey, connection.Id)));
+        await Task.WhenAll(leaves);
+    }
+
+    /// <summary>Tells a room or user grain a connection left; when the cluster cannot answer, the heartbeat retries.</summary>
+    private async Task LeaveOrOweAsync(OwedLeave leave)
+    {
         try
         {
-            await Task.WhenAll(calls).WaitAsync(_options.ClusterCallTimeout);
+            await leave.SendAsync(_grains).WaitAsync(_options.ClusterCallTimeout);
         }
         catch (Exception ex)
         {
-            LogCleanupFailed(_logger, connection.Id, ex);
+            LogLeaveOwed(_logger, leave.ConnectionId, leave.Key, ex);
+            _node.Owe(leave);
         }
     }
 
@@ -368,8 +383,8 @@ public sealed partial class ConnectionHandler
     [LoggerMessage(Level = LogLevel.Error, Message = "Connection {ConnectionId} failed")]
     private static partial void LogConnectionFailed(ILogger logger, string connectionId, Exception exception);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Cleanup of connection {ConnectionId} did not finish; rooms drop it on their own")]
-    private static partial void LogCleanupFailed(ILogger logger, string connectionId, Exception exception);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not tell {Key} that connection {ConnectionId} left; retrying with the heartbeat")]
+    private static partial void LogLeaveOwed(ILogger logger, string connectionId, string key, Exception exception);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Cluster unavailable for a frame of connection {ConnectionId}")]
     private static partial void LogClusterUnavailable(ILogger logger, string connectionId, Exception exception);

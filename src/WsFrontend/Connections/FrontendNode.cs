@@ -15,6 +15,7 @@ public sealed class FrontendNode
     private readonly IGrainFactory _grains;
     private readonly Lazy<IFrontendObserver> _reference;
     private readonly ConcurrentDictionary<string, ClientConnection> _connections = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<OwedLeave, byte> _owedLeaves = new();
     private long _connectionCounter;
 
     public FrontendNode(IGrainFactory grains, IOptions<BrokerOptions> options)
@@ -40,6 +41,14 @@ public sealed class FrontendNode
 
     public int ConnectionCount => _connections.Count;
 
+    /// <summary>Leaves the cluster has not confirmed yet (it was unreachable): retried by the heartbeat.</summary>
+    public ICollection<OwedLeave> OwedLeaves => _owedLeaves.Keys;
+
+    /// <summary>Remembers a leave to retry: without it a room would keep a ghost member forever.</summary>
+    public void Owe(OwedLeave leave) => _owedLeaves.TryAdd(leave, 0);
+
+    public void Settle(OwedLeave leave) => _owedLeaves.TryRemove(leave, out _);
+
     public string NextConnectionId() =>
         string.Concat("c-", Id.StartsWith("fe-", StringComparison.Ordinal) ? Id[3..] : Id, "-", Interlocked.Increment(ref _connectionCounter).ToString(System.Globalization.CultureInfo.InvariantCulture));
 
@@ -58,4 +67,12 @@ public sealed class FrontendNode
 
         return Task.WhenAll(all.Select(c => c.Finished));
     }
+}
+
+/// <summary>A connection that must still be removed from a room (IsRoom) or a user grain, by grain key.</summary>
+public readonly record struct OwedLeave(bool IsRoom, string Key, string ConnectionId)
+{
+    public Task SendAsync(IGrainFactory grains) => IsRoom
+        ? grains.GetGrain<IRoomGrain>(Key).Leave(ConnectionId)
+        : grains.GetGrain<IUserGrain>(Key).Disconnect(ConnectionId);
 }

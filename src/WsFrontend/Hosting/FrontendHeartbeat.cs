@@ -45,7 +45,7 @@ public sealed partial class FrontendHeartbeat : BackgroundService
             {
                 // A lost gateway means a silo died or left: its rooms come back elsewhere, empty.
                 var lossesNow = _cluster.GatewayLosses;
-                var resync = syncOwed || lossesNow != losses || DateTime.UtcNow - lastSync >= _options.HeartbeatInterval;
+                var resync = syncOwed || lossesNow != losses || _node.OwedLeaves.Count > 0 || DateTime.UtcNow - lastSync >= _options.HeartbeatInterval;
                 losses = lossesNow;
                 try
                 {
@@ -83,6 +83,11 @@ public sealed partial class FrontendHeartbeat : BackgroundService
     internal async Task<bool> BeatAsync(CancellationToken cancellationToken = default)
     {
         var calls = new List<Task>();
+        foreach (var leave in _node.OwedLeaves)
+        {
+            calls.Add(SettleAsync(leave));
+        }
+
         foreach (var (key, memberships) in _node.Rooms.Snapshot())
         {
             var members = memberships.Select(m => new RoomMemberRef(m.Connection.Id, m.Connection.User)).ToImmutableArray();
@@ -106,6 +111,12 @@ public sealed partial class FrontendHeartbeat : BackgroundService
             LogHeartbeatFailed(_logger, calls.Count(c => !c.IsCompletedSuccessfully), ex);
             return false;
         }
+    }
+
+    private async Task SettleAsync(OwedLeave leave)
+    {
+        await leave.SendAsync(_grains);
+        _node.Settle(leave);
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Front-end {NodeId} registered with the cluster; restating its members")]
