@@ -20,7 +20,11 @@ public interface IRoomGrain : IFrontendWatcher
     [Alias("Leave")]
     Task<bool> Leave(string connectionId);
 
-    [Alias("Publish")]
+    /// <summary>
+    /// Orders a message and answers once it is committed (durable when the room has a store).
+    /// Interleaves: publishes that arrive while a commit is in flight join the next commit.
+    /// </summary>
+    [AlwaysInterleave, Alias("Publish")]
     Task<PublishResult> Publish(PublishRequest request);
 
     [ReadOnly, Alias("GetPresence")]

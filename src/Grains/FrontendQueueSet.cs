@@ -55,6 +55,15 @@ internal sealed class FrontendQueueSet<T>
         }
     }
 
+    /// <summary>Queues the item to one front-end only.</summary>
+    public void Enqueue(string frontendId, T item)
+    {
+        if (_queues.TryGetValue(frontendId, out var queue))
+        {
+            queue.Enqueue(item);
+        }
+    }
+
     /// <summary>Forgets a front-end at once, dropping what was queued for it.</summary>
     public void Drop(string frontendId)
     {

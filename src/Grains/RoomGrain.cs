@@ -1,17 +1,20 @@
 using System.Collections.Immutable;
 using Broker.Grains.Models;
+using Broker.Grains.Storage;
 using Microsoft.Extensions.Logging;
 
 namespace Broker.Grains;
 
 /// <summary>
-/// The single writer of a room. State lives in memory for now: an activation that is lost
-/// (silo crash, idle collection with no members) comes back with a new epoch and seq 0, which
-/// clients see as "history lost" (recovered:false) — a seq is never reused within an epoch.
-/// Membership is not lost with it: a new activation asks every live front-end who its members
-/// are before it takes any call.
-/// Invariants: seq grows by one per accepted publish; Version grows by one per event
-/// (message or member event); each front-end's queue receives events in Version order.
+/// The single writer of a room. Its epoch, seq and history window live in an
+/// <see cref="IRoomStore"/>: with a durable store (Redis) a publish is acked only once committed,
+/// and a new activation carries on in the same epoch; with the memory store a new activation is
+/// a new epoch. Concurrent publishes are committed together (group commit): while one commit is
+/// in flight the next batch gathers. Messages are delivered only once committed, so nobody ever
+/// sees a message that a crash could take back, and a seq is never reused within an epoch.
+/// Membership is not stored: a new activation asks every live front-end who its members are.
+/// Invariants: seq grows by one per accepted publish; Version grows by one per event of this
+/// activation; each front-end's queue receives events in Version order.
 /// </summary>
 [CollectionAgeLimit(Minutes = IdleMinutes)]
 public sealed partial class RoomGrain : Grain, IRoomGrain
@@ -33,6 +36,13 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
     private readonly Dictionary<string, long> _seqByMsgId = new(StringComparer.Ordinal);
     private readonly Queue<string> _msgIdOrder = new();
     private readonly HistoryWindow _history = new();
+    private readonly IRoomStore _store;
+    private readonly List<StoredMessage> _uncommitted = [];
+    private readonly List<(long Seq, TaskCompletionSource Done)> _waiting = [];
+    private bool _committing;
+    private RoomStoreException? _failure;
+    private string _activation = string.Empty;
+    private long _committedSeq;
     private string _namespace = string.Empty;
     private string _room = string.Empty;
     private string _epoch = string.Empty;
@@ -40,18 +50,31 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
     private long _version;
     private RoomPolicy _policy = new(HistoryLimit: 100, Presence: true);
 
-    public RoomGrain(ILogger<RoomGrain> logger, TimeProvider time)
+    public RoomGrain(ILogger<RoomGrain> logger, TimeProvider time, IRoomStore store)
     {
         _logger = logger;
         _time = time;
+        _store = store;
         _frontends = new FrontendQueueSet<RoomEvent>(SendAsync, OnFrontendFailed);
     }
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
         (_namespace, _room) = GrainKeys.Split(this.GetPrimaryKeyString());
-        _epoch = Guid.NewGuid().ToString("N")[..12];
-        _history.Resize(_policy.HistoryLimit);
+        _activation = MemoryRoomStore.NewEpoch();
+        var snapshot = await _store.LoadAsync(this.GetPrimaryKeyString(), cancellationToken);
+        _epoch = snapshot.Epoch;
+        _seq = _committedSeq = snapshot.Seq;
+        _history.Resize(Math.Max(_policy.HistoryLimit, snapshot.Recent.Count));
+        foreach (var stored in snapshot.Recent)
+        {
+            _history.Add(stored.Message);
+            if (stored.MsgId is { } msgId)
+            {
+                RememberMsgId(DedupeKey(stored.Message.From, msgId), stored.Message.Seq);
+            }
+        }
+
         await FrontendMembership.RebuildAsync(
             GrainFactory,
             _logger,
@@ -71,10 +94,10 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         ApplyPolicy(request.Policy);
         var recovered = false;
         var missed = ImmutableArray<RoomMessage>.Empty;
-        if (request.Since is { } since && request.Epoch == _epoch && since <= _seq)
+        if (request.Since is { } since && request.Epoch == _epoch && since <= _committedSeq)
         {
             // Recoverable when the window still holds every message after since.
-            var oldest = _history.OldestSeq ?? (_seq + 1);
+            var oldest = _history.OldestSeq ?? (_committedSeq + 1);
             if (since >= oldest - 1)
             {
                 missed = _history.After(since, int.MaxValue);
@@ -83,33 +106,47 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         }
 
         AddMember(request.ConnectionId, request.User, request.FrontendId, request.Frontend);
-        return Task.FromResult(new JoinResult(_seq, _epoch, _version, recovered, missed));
+        return Task.FromResult(new JoinResult(_committedSeq, _epoch, _version, recovered, missed, _activation));
     }
 
     public Task<bool> Leave(string connectionId) => Task.FromResult(RemoveMember(connectionId));
 
-    public Task<PublishResult> Publish(PublishRequest request)
+    public async Task<PublishResult> Publish(PublishRequest request)
     {
         ApplyPolicy(request.Policy);
         string? dedupeKey = null;
         if (request.MsgId is { } msgId)
         {
-            dedupeKey = string.Concat(request.User, "\n", msgId);
+            dedupeKey = DedupeKey(request.User, msgId);
             if (_seqByMsgId.TryGetValue(dedupeKey, out var firstSeq))
             {
-                return Task.FromResult(new PublishResult(firstSeq, _epoch, Duplicate: true));
+                // A retry: acked with the first seq once that one is committed, never delivered twice.
+                await WaitCommittedAsync(firstSeq);
+                return new PublishResult(firstSeq, _epoch, Duplicate: true);
             }
         }
 
+        if (_failure is not null)
+        {
+            throw _failure;
+        }
+
         var message = new RoomMessage(++_seq, request.User, _time.GetUtcNow().ToUnixTimeMilliseconds(), request.Payload);
-        _history.Add(message);
         if (dedupeKey is not null)
         {
             RememberMsgId(dedupeKey, message.Seq);
         }
 
-        _frontends.Broadcast(new RoomEvent(++_version, RoomEventKind.Message, request.User, message));
-        return Task.FromResult(new PublishResult(message.Seq, _epoch, Duplicate: false));
+        var stored = new StoredMessage(message, request.MsgId);
+        if (!_store.IsDurable)
+        {
+            Commit([stored]);
+            return new PublishResult(message.Seq, _epoch, Duplicate: false);
+        }
+
+        _uncommitted.Add(stored);
+        await WaitCommittedAsync(message.Seq);
+        return new PublishResult(message.Seq, _epoch, Duplicate: false);
     }
 
     public Task<ImmutableArray<PresenceEntry>> GetPresence()
@@ -149,6 +186,101 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         return Task.CompletedTask;
     }
 
+    private static string DedupeKey(string user, string msgId) => string.Concat(user, "\n", msgId);
+
+    private Task WaitCommittedAsync(long seq)
+    {
+        if (seq <= _committedSeq)
+        {
+            return Task.CompletedTask;
+        }
+
+        if (_failure is not null)
+        {
+            return Task.FromException(_failure);
+        }
+
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _waiting.Add((seq, done));
+        if (!_committing)
+        {
+            _committing = true;
+            _ = CommitLoopAsync();
+        }
+
+        return done.Task;
+    }
+
+    /// <summary>Commits what gathered, batch after batch, one store round trip each (group commit).</summary>
+    private async Task CommitLoopAsync()
+    {
+        // Let the current turn and the publishes already queued add to the first batch.
+        await Task.Yield();
+        try
+        {
+            while (_uncommitted.Count > 0)
+            {
+                var batch = _uncommitted.ToArray();
+                _uncommitted.Clear();
+                try
+                {
+                    await _store.AppendAsync(this.GetPrimaryKeyString(), _epoch, batch, _policy.HistoryLimit);
+                }
+                catch (Exception ex)
+                {
+                    Fail(ex);
+                    return;
+                }
+
+                Commit(batch);
+            }
+        }
+        finally
+        {
+            _committing = false;
+        }
+    }
+
+    /// <summary>Committed: into the history window, out to the members, and the publishers get their acks.</summary>
+    private void Commit(IReadOnlyList<StoredMessage> batch)
+    {
+        foreach (var stored in batch)
+        {
+            _history.Add(stored.Message);
+            _committedSeq = stored.Message.Seq;
+            _frontends.Broadcast(new RoomEvent(++_version, RoomEventKind.Message, stored.Message.From, stored.Message));
+        }
+
+        if (_waiting.Count > 0)
+        {
+            var done = _waiting.Where(w => w.Seq <= _committedSeq).ToList();
+            _waiting.RemoveAll(w => w.Seq <= _committedSeq);
+            foreach (var (_, tcs) in done)
+            {
+                tcs.TrySetResult();
+            }
+        }
+    }
+
+    /// <summary>
+    /// A commit failed: nothing uncommitted was acked or delivered. The activation refuses
+    /// further publishes and goes away; the next one reloads the committed state, so the seqs
+    /// handed out here are never seen by anybody.
+    /// </summary>
+    private void Fail(Exception exception)
+    {
+        _failure = exception as RoomStoreException ?? new RoomStoreException("The room's store failed.", exception);
+        LogCommitFailed(_logger, _namespace, _room, exception);
+        foreach (var (_, tcs) in _waiting)
+        {
+            tcs.TrySetException(_failure);
+        }
+
+        _waiting.Clear();
+        _uncommitted.Clear();
+        this.DeactivateOnIdle();
+    }
+
     private void ApplyPolicy(RoomPolicy policy)
     {
         if (policy != _policy)
@@ -167,6 +299,9 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
 
         if (_frontends.AddMember(frontendId, observer))
         {
+            // The front-end learns where this activation's stream starts: if it had seen less
+            // (messages committed by a lost activation never reached it), it fills the gap.
+            _frontends.Enqueue(frontendId, new RoomEvent(++_version, RoomEventKind.Position, string.Empty, null, _committedSeq));
             FrontendMembership.Watch(GrainFactory, frontendId, this.AsReference<IFrontendWatcher>());
         }
 
@@ -217,7 +352,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
     }
 
     private Task SendAsync(IFrontendObserver observer, ImmutableArray<RoomEvent> events) =>
-        observer.DeliverRoom(new RoomDelivery(_namespace, _room, _epoch, events));
+        observer.DeliverRoom(new RoomDelivery(_namespace, _room, _epoch, events, _activation));
 
     private void OnFrontendFailed(string frontendId, Exception exception)
     {
@@ -235,6 +370,9 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
             _seqByMsgId.Remove(_msgIdOrder.Dequeue());
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Room {Namespace}/{Room} could not commit; its pending publishes failed and it reloads on the next call")]
+    private static partial void LogCommitFailed(ILogger logger, string @namespace, string room, Exception exception);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Front-end {FrontendId} did not take deliveries of room {Namespace}/{Room}; its members were dropped")]
     private static partial void LogFrontendFailed(ILogger logger, string frontendId, string @namespace, string room, Exception exception);

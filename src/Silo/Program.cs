@@ -33,6 +33,10 @@ builder.UseOrleans(silo =>
     }
 
     silo.AddBrokerGrains();
+    if (options.Store == "redis")
+    {
+        silo.UseBrokerRedisRoomStore(options.StoreRedis ?? options.Redis!, options.ServiceId);
+    }
 });
 
 var app = builder.Build();
@@ -46,8 +50,9 @@ app.MapGet("/healthz", (IClusterMembershipService membership, ILocalSiloDetails 
 });
 
 app.Logger.LogInformation(
-    "Broker silo starting: {Clustering} clustering, cluster {ClusterId}, advertised {Advertise}, silo port {SiloPort}, gateway port {GatewayPort}, health http://{Advertise}:{HealthPort}/healthz",
+    "Broker silo starting: {Clustering} clustering, {Store} room store, cluster {ClusterId}, advertised {Advertise}, silo port {SiloPort}, gateway port {GatewayPort}, health http://{Advertise}:{HealthPort}/healthz",
     string.IsNullOrEmpty(options.Redis) ? "localhost" : "Redis " + options.Redis,
+    options.Store == "redis" ? "Redis " + (options.StoreRedis ?? options.Redis) : "in-memory",
     options.ClusterId,
     options.Advertise,
     options.SiloPort,

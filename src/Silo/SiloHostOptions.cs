@@ -18,6 +18,8 @@ public sealed class SiloHostOptions
         ["--advertise"] = "Silo:Advertise",
         ["--cluster-id"] = "Silo:ClusterId",
         ["--service-id"] = "Silo:ServiceId",
+        ["--store"] = "Silo:Store",
+        ["--store-redis"] = "Silo:StoreRedis",
     };
 
     /// <summary>Redis for cluster membership ("HOST:PORT" or a connection string); unset: a one-silo localhost cluster.</summary>
@@ -39,6 +41,12 @@ public sealed class SiloHostOptions
 
     public string ServiceId { get; set; } = BrokerClusterOptions.DefaultId;
 
+    /// <summary>Where rooms keep epoch, seq and history: "memory" (lost with the silo) or "redis" (durable acks).</summary>
+    public string Store { get; set; } = "memory";
+
+    /// <summary>Redis for the room store when it is not the membership Redis.</summary>
+    public string? StoreRedis { get; set; }
+
     public IEnumerable<string> Validate()
     {
         foreach (var (name, port) in new[] { ("SiloPort", SiloPort), ("GatewayPort", GatewayPort), ("HealthPort", HealthPort) })
@@ -47,6 +55,16 @@ public sealed class SiloHostOptions
             {
                 yield return $"Silo:{name} must be a port number (1-65535).";
             }
+        }
+
+        if (Store is not ("memory" or "redis"))
+        {
+            yield return "Silo:Store must be \"memory\" or \"redis\".";
+        }
+
+        if (Store == "redis" && string.IsNullOrEmpty(StoreRedis) && string.IsNullOrEmpty(Redis))
+        {
+            yield return "Silo:Store=redis needs --redis or --store-redis.";
         }
 
         if (!IPAddress.TryParse(Advertise, out _))

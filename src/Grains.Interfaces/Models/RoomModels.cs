@@ -22,6 +22,12 @@ public enum RoomEventKind : byte
     Message = 0,
     MemberJoined = 1,
     MemberLeft = 2,
+
+    /// <summary>
+    /// The room's latest seq, sent first to a front-end that starts receiving from this
+    /// activation: a front-end that had seen less knows it missed messages and fills the gap.
+    /// </summary>
+    Position = 3,
 }
 
 /// <summary>
@@ -34,14 +40,21 @@ public sealed record RoomEvent(
     [property: Id(0)] long Version,
     [property: Id(1)] RoomEventKind Kind,
     [property: Id(2)] string User,
-    [property: Id(3)] RoomMessage? Message);
+    [property: Id(3)] RoomMessage? Message,
+    [property: Id(4)] long Seq = 0);
 
+/// <summary>
+/// Events from one activation of a room. Activation identifies the activation: event versions
+/// count from its start, so a front-end resets its version filter when it changes (the epoch
+/// alone may stay the same when the room's history is durable).
+/// </summary>
 [GenerateSerializer, Immutable, Alias("Broker.RoomDelivery")]
 public sealed record RoomDelivery(
     [property: Id(0)] string Namespace,
     [property: Id(1)] string Room,
     [property: Id(2)] string Epoch,
-    [property: Id(3)] ImmutableArray<RoomEvent> Events);
+    [property: Id(3)] ImmutableArray<RoomEvent> Events,
+    [property: Id(4)] string Activation = "");
 
 [GenerateSerializer, Immutable, Alias("Broker.JoinRequest")]
 public sealed record JoinRequest(
@@ -63,7 +76,8 @@ public sealed record JoinResult(
     [property: Id(1)] string Epoch,
     [property: Id(2)] long Version,
     [property: Id(3)] bool Recovered,
-    [property: Id(4)] ImmutableArray<RoomMessage> Missed);
+    [property: Id(4)] ImmutableArray<RoomMessage> Missed,
+    [property: Id(5)] string Activation = "");
 
 [GenerateSerializer, Immutable, Alias("Broker.PublishRequest")]
 public sealed record PublishRequest(

@@ -2,6 +2,7 @@ using System.Net;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
+using Broker.Grains.Storage;
 using Orleans.Configuration;
 using StackExchange.Redis;
 
@@ -19,6 +20,7 @@ public static class BrokerSiloExtensions
     public static ISiloBuilder AddBrokerGrains(this ISiloBuilder silo)
     {
         silo.Services.TryAddSingleton(TimeProvider.System);
+        silo.Services.TryAddSingleton<IRoomStore, MemoryRoomStore>();
         silo.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = ResponseTimeout);
         return silo;
     }
@@ -44,6 +46,18 @@ public static class BrokerSiloExtensions
         });
         silo.ConfigureEndpoints(advertise, siloPort, gatewayPort, listenOnAnyHostAddress: !IPAddress.IsLoopback(advertise));
         silo.Configure<ClusterMembershipOptions>(o => o.ProbeTimeout = ProbeTimeout);
+        return silo;
+    }
+
+    /// <summary>
+    /// Rooms keep epoch, seq and history in Redis: a publish is acked once committed there, and
+    /// survives the silo. Keys are prefixed with the service id.
+    /// </summary>
+    public static ISiloBuilder UseBrokerRedisRoomStore(this ISiloBuilder silo, string redis, string serviceId)
+    {
+        silo.Services.AddSingleton<IConnectionMultiplexer>(_ => ConnectionMultiplexer.Connect(RedisConfiguration(redis)));
+        silo.Services.AddSingleton(new RoomStoreOptions { KeyPrefix = $"broker:{serviceId}:room:" });
+        silo.Services.AddSingleton<IRoomStore, RedisRoomStore>();
         return silo;
     }
 

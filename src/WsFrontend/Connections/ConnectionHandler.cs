@@ -4,6 +4,7 @@ using Broker.Frontend.Hosting;
 using Broker.Frontend.Protocol;
 using Broker.Grains;
 using Broker.Grains.Models;
+using Broker.Grains.Storage;
 using Microsoft.Extensions.Options;
 
 namespace Broker.Frontend.Connections;
@@ -231,7 +232,7 @@ public sealed partial class ConnectionHandler
 
         // Recovered messages, then joined, then what arrived meanwhile: one ordered sequence.
         var result = joined.Value;
-        membership.Activate(result.Epoch, result.Version, () =>
+        membership.Activate(result.Activation, result.Epoch, result.Version, result.Seq, () =>
         {
             foreach (var message in result.Missed)
             {
@@ -359,7 +360,7 @@ public sealed partial class ConnectionHandler
         {
             return new CallResult<T>(await call().WaitAsync(_options.ClusterCallTimeout), null);
         }
-        catch (Exception ex) when (ex is TimeoutException or OrleansException)
+        catch (Exception ex) when (ex is TimeoutException or OrleansException or RoomStoreException)
         {
             LogClusterUnavailable(_logger, connection.Id, ex);
             return new CallResult<T>(default!, FrameWriter.Error(id, ErrorCodes.Unavailable, "The cluster could not answer in time; try again."));

@@ -18,11 +18,11 @@ public sealed class FrontendNode
     private readonly ConcurrentDictionary<OwedLeave, byte> _owedLeaves = new();
     private long _connectionCounter;
 
-    public FrontendNode(IGrainFactory grains, IOptions<BrokerOptions> options)
+    public FrontendNode(IGrainFactory grains, IOptions<BrokerOptions> options, ILogger<FrontendObserver> observerLogger)
     {
         _grains = grains;
         Id = options.Value.NodeId is { Length: > 0 } id ? id : "fe-" + Guid.NewGuid().ToString("N")[..8];
-        Observer = new FrontendObserver(Rooms, Users);
+        Observer = new FrontendObserver(Rooms, Users, grains, observerLogger);
         _reference = new Lazy<IFrontendObserver>(() => _grains.CreateObjectReference<IFrontendObserver>(Observer));
     }
 

@@ -7,52 +7,66 @@ namespace Broker.Frontend.Connections;
 
 /// <summary>
 /// This process's single delivery observer. Each room event is encoded once and the same bytes
-/// are queued to every local member; nothing here waits on a socket.
+/// are queued to every local member; nothing here waits on a socket. Before a message that
+/// follows a gap (messages committed by a room activation that was lost before it delivered
+/// them), the missing ones are fetched from the room's history and shown first, so a connected
+/// client sees every committed message once and in order.
 /// </summary>
-public sealed class FrontendObserver : IFrontendObserver
+public sealed partial class FrontendObserver : IFrontendObserver
 {
     private readonly LocalIndex<RoomMembership> _rooms;
     private readonly LocalIndex<ClientConnection> _users;
+    private readonly IGrainFactory _grains;
+    private readonly ILogger _logger;
 
-    public FrontendObserver(LocalIndex<RoomMembership> rooms, LocalIndex<ClientConnection> users)
+    public FrontendObserver(LocalIndex<RoomMembership> rooms, LocalIndex<ClientConnection> users, IGrainFactory grains, ILogger logger)
     {
         _rooms = rooms;
         _users = users;
+        _grains = grains;
+        _logger = logger;
     }
 
-    public Task DeliverRoom(RoomDelivery delivery)
+    public async Task DeliverRoom(RoomDelivery delivery)
     {
         var members = _rooms.Get(GrainKeys.Of(delivery.Namespace, delivery.Room));
         if (members.Length == 0)
         {
-            return Task.CompletedTask;
+            return;
         }
 
         foreach (var roomEvent in delivery.Events)
         {
-            if (roomEvent.Kind == RoomEventKind.Message && roomEvent.Message is { } message)
+            switch (roomEvent.Kind)
             {
-                var frame = FrameWriter.Message(delivery.Room, delivery.Epoch, message);
-                foreach (var member in members)
-                {
-                    member.Offer(delivery.Epoch, roomEvent.Version, frame);
-                }
-            }
-            else
-            {
-                // Member events tell the others: a user is not told about its own arrival or departure.
-                var frame = FrameWriter.MemberEvent(roomEvent.Kind == RoomEventKind.MemberJoined, delivery.Room, roomEvent.User);
-                foreach (var member in members)
-                {
-                    if (member.Connection.User != roomEvent.User)
+                case RoomEventKind.Message when roomEvent.Message is { } message:
+                    await FillGapAsync(delivery, members, message.Seq - 1);
+                    var frame = FrameWriter.Message(delivery.Room, delivery.Epoch, message);
+                    foreach (var member in members)
                     {
-                        member.Offer(delivery.Epoch, roomEvent.Version, frame);
+                        member.Offer(delivery.Activation, delivery.Epoch, roomEvent.Version, message.Seq, frame);
                     }
-                }
+
+                    break;
+                case RoomEventKind.Position:
+                    await FillGapAsync(delivery, members, roomEvent.Seq);
+                    break;
+                case RoomEventKind.MemberJoined or RoomEventKind.MemberLeft:
+                    // Member events tell the others: a user is not told about its own arrival or departure.
+                    var memberFrame = FrameWriter.MemberEvent(roomEvent.Kind == RoomEventKind.MemberJoined, delivery.Room, roomEvent.User);
+                    foreach (var member in members)
+                    {
+                        if (member.Connection.User != roomEvent.User)
+                        {
+                            member.Offer(delivery.Activation, delivery.Epoch, roomEvent.Version, 0, memberFrame);
+                        }
+                    }
+
+                    break;
+                default:
+                    break;
             }
         }
-
-        return Task.CompletedTask;
     }
 
     public Task<ImmutableArray<RoomMemberRef>> GetRoomMembers(string ns, string room) =>
@@ -75,4 +89,65 @@ public sealed class FrontendObserver : IFrontendObserver
 
         return Task.CompletedTask;
     }
+
+    /// <summary>
+    /// Makes sure every member has been shown each message up to <paramref name="upTo"/>: the
+    /// ones somebody missed come from the room's history. A member whose gap the history window
+    /// no longer covers is closed (1013) so that it reconnects and learns recovered:false.
+    /// </summary>
+    private async Task FillGapAsync(RoomDelivery delivery, RoomMembership[] members, long upTo)
+    {
+        var from = long.MaxValue;
+        foreach (var member in members)
+        {
+            if (member.LastSeqIn(delivery.Epoch) is { } last && last < upTo)
+            {
+                from = Math.Min(from, last);
+            }
+        }
+
+        if (from == long.MaxValue)
+        {
+            return;
+        }
+
+        var room = _grains.GetGrain<IRoomGrain>(GrainKeys.Of(delivery.Namespace, delivery.Room));
+        HistoryPage page;
+        try
+        {
+            page = await room.GetHistory(from, (int)Math.Min(upTo - from, int.MaxValue));
+        }
+        catch (Exception ex)
+        {
+            LogGapFillFailed(_logger, delivery.Namespace, delivery.Room, from, upTo, ex);
+            page = new HistoryPage(delivery.Epoch, []);
+        }
+
+        if (page.Epoch == delivery.Epoch)
+        {
+            foreach (var message in page.Messages.Where(m => m.Seq <= upTo))
+            {
+                var frame = FrameWriter.Message(delivery.Room, delivery.Epoch, message);
+                foreach (var member in members)
+                {
+                    member.Fill(delivery.Epoch, message.Seq, frame);
+                }
+            }
+        }
+
+        foreach (var member in members)
+        {
+            if (member.LastSeqIn(delivery.Epoch) is { } last && last < upTo)
+            {
+                LogGapNotCovered(_logger, member.Connection.Id, delivery.Namespace, delivery.Room, last, upTo);
+                member.Connection.Close(CloseCodes.TryAgainLater, "Missed messages are no longer in the history window; reconnect and join with since+epoch.", dropPending: false);
+            }
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not fetch messages {From}..{UpTo} of room {Namespace}/{Room} to fill a gap")]
+    private static partial void LogGapFillFailed(ILogger logger, string @namespace, string room, long from, long upTo, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Connection {ConnectionId} missed messages after {LastSeq} up to {UpTo} of room {Namespace}/{Room} that history no longer holds; closing it so it recovers")]
+    private static partial void LogGapNotCovered(ILogger logger, string connectionId, string @namespace, string room, long lastSeq, long upTo);
 }

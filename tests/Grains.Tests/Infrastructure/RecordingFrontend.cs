@@ -74,8 +74,12 @@ public sealed class RecordingFrontend : IFrontendObserver
         }
     }
 
-    /// <summary>Every event of the room, in arrival order.</summary>
+    /// <summary>Every message and member event of the room, in arrival order (Position markers left out).</summary>
     public IReadOnlyList<RoomEvent> RoomEvents(string roomKey) =>
+        AllRoomEvents(roomKey).Where(e => e.Kind != RoomEventKind.Position).ToList();
+
+    /// <summary>Every event of the room, Position markers included, in arrival order.</summary>
+    public IReadOnlyList<RoomEvent> AllRoomEvents(string roomKey) =>
         RoomDeliveries(roomKey).SelectMany(d => d.Events).ToList();
 
     public IReadOnlyList<RoomMessage> RoomMessages(string roomKey) =>

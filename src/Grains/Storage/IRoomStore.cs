@@ -1,0 +1,59 @@
+using Broker.Grains.Models;
+
+namespace Broker.Grains.Storage;
+
+/// <summary>A committed message with the publisher's msgId, so that idempotency survives a restart.</summary>
+public sealed record StoredMessage(RoomMessage Message, string? MsgId);
+
+/// <summary>What a room's store holds: its epoch, its last committed seq, and its recent messages (oldest first).</summary>
+public sealed record RoomSnapshot(string Epoch, long Seq, IReadOnlyList<StoredMessage> Recent);
+
+/// <summary>
+/// Where a room keeps what must survive its activation. Contract: an epoch is created once and
+/// kept until the stored state is lost; Append is atomic (all of the batch or none) and only
+/// succeeds while the stored epoch is the caller's, so two activations can never both extend
+/// one epoch and a seq is never written twice.
+/// </summary>
+public interface IRoomStore
+{
+    /// <summary>True when an appended batch survives the process (acks then mean "durable").</summary>
+    bool IsDurable { get; }
+
+    /// <summary>Loads the room, creating a new epoch (seq 0) when nothing is stored.</summary>
+    Task<RoomSnapshot> LoadAsync(string roomKey, CancellationToken cancellationToken = default);
+
+    /// <summary>Appends messages (in seq order) and trims the log to historyLimit; throws <see cref="RoomStoreException"/> on failure.</summary>
+    Task AppendAsync(string roomKey, string epoch, IReadOnlyList<StoredMessage> batch, int historyLimit);
+}
+
+/// <summary>The store could not commit (unreachable, or the epoch was taken over): nothing of the batch is durable.</summary>
+[GenerateSerializer, Alias("Broker.RoomStoreException")]
+public sealed class RoomStoreException : Exception
+{
+    public RoomStoreException()
+    {
+    }
+
+    public RoomStoreException(string message)
+        : base(message)
+    {
+    }
+
+    public RoomStoreException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+}
+
+/// <summary>No store: state lives in the activation only; a new activation is a new epoch.</summary>
+public sealed class MemoryRoomStore : IRoomStore
+{
+    public bool IsDurable => false;
+
+    public Task<RoomSnapshot> LoadAsync(string roomKey, CancellationToken cancellationToken = default) =>
+        Task.FromResult(new RoomSnapshot(NewEpoch(), 0, []));
+
+    public Task AppendAsync(string roomKey, string epoch, IReadOnlyList<StoredMessage> batch, int historyLimit) => Task.CompletedTask;
+
+    public static string NewEpoch() => Guid.NewGuid().ToString("N")[..12];
+}
