@@ -9,7 +9,8 @@
 #
 # Ports (override with the environment): nginx 8000 (NGINX_PORT), front-end N on 8000+N,
 # silo N on 11110+N (silo-to-silo), 30000+N (gateway) and 8080+N (/healthz), Redis 6380
-# (REDIS_PORT). State and logs live in .cluster/ (CLUSTER_DIR).
+# (REDIS_PORT). STORE=redis makes rooms durable (silos run with --store redis).
+# State and logs live in .cluster/ (CLUSTER_DIR).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -49,7 +50,7 @@ start_redis() {
 start_silo() { # N
   local n=$1 name="silo$1"
   alive "$name" && return
-  nohup dotnet "$silo_dll" --redis "127.0.0.1:$redis_port" --silo-port $((11110 + n)) \
+  nohup dotnet "$silo_dll" --redis "127.0.0.1:$redis_port" --store "${STORE:-memory}" --silo-port $((11110 + n)) \
     --gateway-port $((30000 + n)) --health-port $((8080 + n)) >"$dir/$name.log" 2>&1 &
   echo $! >"$dir/$name.pid"
   wait_healthy "$name" "http://127.0.0.1:$((8080 + n))/healthz"

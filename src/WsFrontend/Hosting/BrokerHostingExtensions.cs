@@ -49,6 +49,10 @@ public static partial class BrokerHostingExtensions
             {
                 silo.UseLocalhostClustering(siloPort: embedded.SiloPort, gatewayPort: embedded.GatewayPort);
                 silo.AddBrokerGrains();
+                if (!string.IsNullOrEmpty(embedded.StoreRedis))
+                {
+                    silo.UseBrokerRedisRoomStore(embedded.StoreRedis, cluster.ServiceId);
+                }
             });
             builder.Services.AddSingleton<IClusterReadiness, EmbeddedReadiness>();
         }

@@ -174,4 +174,7 @@ public sealed class EmbeddedSiloOptions
 
     /// <summary>Gateway port for outside Orleans clients; 0 (default) opens none.</summary>
     public int GatewayPort { get; set; }
+
+    /// <summary>Redis ("HOST:PORT") where the embedded silo's rooms keep epoch, seq and history; unset keeps them in memory.</summary>
+    public string? StoreRedis { get; set; }
 }
