@@ -269,7 +269,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
     /// </summary>
     private void Fail(Exception exception)
     {
-        _failure = exception as RoomStoreException ?? new RoomStoreException("The room's store failed.", exception);
+        _failure = exception as RoomStoreException ?? new RoomStoreException($"The room's store failed: {exception.GetType().Name}: {exception.Message}");
         LogCommitFailed(_logger, _namespace, _room, exception);
         foreach (var (_, tcs) in _waiting)
         {

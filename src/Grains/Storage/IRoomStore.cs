@@ -26,7 +26,11 @@ public interface IRoomStore
     Task AppendAsync(string roomKey, string epoch, IReadOnlyList<StoredMessage> batch, int historyLimit);
 }
 
-/// <summary>The store could not commit (unreachable, or the epoch was taken over): nothing of the batch is durable.</summary>
+/// <summary>
+/// The store could not commit (unreachable, or the epoch was taken over): nothing of the batch
+/// is durable. It crosses to clients, so it carries the cause as text, never as an inner
+/// exception (Redis' exception types cannot be serialized).
+/// </summary>
 [GenerateSerializer, Alias("Broker.RoomStoreException")]
 public sealed class RoomStoreException : Exception
 {

@@ -44,7 +44,7 @@ public sealed class RedisRoomStore : IRoomStore
         }
         catch (RedisException ex)
         {
-            throw new RoomStoreException($"Could not load room {roomKey}.", ex);
+            throw new RoomStoreException($"Could not load room {roomKey}: {ex.GetType().Name}: {ex.Message}");
         }
     }
 
@@ -74,7 +74,7 @@ public sealed class RedisRoomStore : IRoomStore
         }
         catch (RedisException ex)
         {
-            throw new RoomStoreException($"Could not commit {batch.Count} messages of room {roomKey}.", ex);
+            throw new RoomStoreException($"Could not commit {batch.Count} messages of room {roomKey}: {ex.GetType().Name}: {ex.Message}");
         }
 
         if (!committed)

@@ -1,0 +1,125 @@
+using System.Text;
+using Broker.Grains.Models;
+using Broker.Grains.Storage;
+using Broker.Grains.Tests.Infrastructure;
+using Orleans.Core.Internal;
+
+namespace Broker.Grains.Tests;
+
+/// <summary>Rooms whose epoch, seq and history live in a real Redis: what survives an activation.</summary>
+[Collection(DurableClusterCollection.Name)]
+public sealed class DurableRoomTests(DurableClusterFixture fixture)
+{
+    private static readonly RoomPolicy Policy = new(HistoryLimit: 50, Presence: true);
+
+    [Fact]
+    public async Task Publish_AfterActivationLost_SameEpochAndSeqContinues()
+    {
+        var key = NewKey();
+        var first = await PublishAsync(key, "one");
+        await PublishAsync(key, "two");
+
+        await DeactivateAsync(key);
+        var third = await PublishAsync(key, "three");
+
+        Assert.Equal(first.Epoch, third.Epoch);
+        Assert.Equal(3, third.Seq);
+        var page = await Room(key).GetHistory(null, 10);
+        Assert.Equal(first.Epoch, page.Epoch);
+        Assert.Equal([1L, 2, 3], page.Messages.Select(m => m.Seq));
+        Assert.Equal("\"two\"", Encoding.UTF8.GetString(page.Messages[1].Payload));
+    }
+
+    [Fact]
+    public async Task Publish_RetryWithSameMsgIdAfterActivationLost_AckedWithFirstSeqAndStoredOnce()
+    {
+        var key = NewKey();
+        var first = await PublishAsync(key, "payload", msgId: "m-1");
+        await DeactivateAsync(key);
+
+        var retry = await PublishAsync(key, "payload", msgId: "m-1");
+
+        Assert.True(retry.Duplicate);
+        Assert.Equal(first.Seq, retry.Seq);
+        Assert.Single((await Room(key).GetHistory(null, 10)).Messages);
+    }
+
+    [Fact]
+    public async Task Join_SinceAfterActivationLost_RecoversMissedMessages()
+    {
+        var key = NewKey();
+        var start = await PublishAsync(key, "seen");
+        await PublishAsync(key, "missed-1");
+        await PublishAsync(key, "missed-2");
+        await DeactivateAsync(key);
+        var frontend = new RecordingFrontend("fe-durable-" + Guid.NewGuid().ToString("N"));
+        var reference = fixture.Client.CreateObjectReference<IFrontendObserver>(frontend);
+        await fixture.Client.GetGrain<IFrontendRegistryGrain>(IFrontendRegistryGrain.Key).Renew(new FrontendLease(frontend.Id, reference, TimeSpan.FromHours(1), 0));
+
+        var join = await Room(key).Join(new JoinRequest("c1", "alice", frontend.Id, reference, Policy, Since: start.Seq, Epoch: start.Epoch));
+
+        Assert.True(join.Recovered);
+        Assert.Equal([2L, 3], join.Missed.Select(m => m.Seq));
+        await fixture.Client.GetGrain<IFrontendRegistryGrain>(IFrontendRegistryGrain.Key).Leave(frontend.Id);
+    }
+
+    [Fact]
+    public async Task Publish_ManyConcurrent_CommittedInFewerBatchesThanMessages()
+    {
+        var key = NewKey();
+        await PublishAsync(key, "warm-up");
+        var execsBefore = await fixture.Redis.ExecCountAsync();
+
+        var results = await Task.WhenAll(Enumerable.Range(0, 200).Select(i => PublishAsync(key, i.ToString(System.Globalization.CultureInfo.InvariantCulture))));
+
+        var execs = await fixture.Redis.ExecCountAsync() - execsBefore;
+        Assert.Equal(Enumerable.Range(2, 200).Select(i => (long)i), results.Select(r => r.Seq).Order());
+        Assert.InRange(execs, 1, 199);
+        Assert.Equal(Enumerable.Range(152, 50).Select(i => (long)i), (await Room(key).GetHistory(null, 500)).Messages.Select(m => m.Seq));
+    }
+
+    [Fact]
+    public async Task Publish_StoreUnreachable_FailsWithoutAckThenContinuesWithoutReusingSeq()
+    {
+        var key = NewKey();
+        var before = await PublishAsync(key, "before");
+        fixture.Redis.Pause();
+        Exception? failure = null;
+        try
+        {
+            await PublishAsync(key, "during").WaitAsync(TimeSpan.FromSeconds(30));
+        }
+        catch (Exception ex)
+        {
+            failure = ex;
+        }
+        finally
+        {
+            fixture.Redis.Resume();
+        }
+
+        Assert.True(failure is RoomStoreException, $"Expected RoomStoreException, got {failure}");
+        var after = await PublishAsync(key, "after");
+        Assert.Equal(before.Epoch, after.Epoch);
+        var page = await Room(key).GetHistory(null, 10);
+        Assert.Equal(page.Messages.Select(m => m.Seq).Distinct().Count(), page.Messages.Length);
+        Assert.DoesNotContain(page.Messages, m => Encoding.UTF8.GetString(m.Payload) == "\"during\"");
+        Assert.Equal(before.Seq + 1, after.Seq);
+    }
+
+    private static string NewKey() => GrainKeys.Of("chat", "durable-" + Guid.NewGuid().ToString("N"));
+
+    private IRoomGrain Room(string key) => fixture.Client.GetGrain<IRoomGrain>(key);
+
+    private Task<PublishResult> PublishAsync(string key, string text, string? msgId = null) =>
+        Room(key).Publish(new PublishRequest("alice", Encoding.UTF8.GetBytes($"\"{text}\""), msgId, Policy));
+
+    private async Task DeactivateAsync(string key)
+    {
+        var before = (await Room(key).GetHistory(null, 0)).Epoch;
+        await Room(key).Cast<IGrainManagementExtension>().DeactivateOnIdle();
+
+        // The next call lands on a new activation, which loaded the stored state.
+        Assert.Equal(before, (await Room(key).GetHistory(null, 0)).Epoch);
+    }
+}
