@@ -83,7 +83,8 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
             {
                 foreach (var member in members)
                 {
-                    AddMember(member.ConnectionId, member.User, frontend.FrontendId, frontend.Frontend);
+                    // Rebuilt members were members all along: nobody is told they joined.
+                    AddMember(member.ConnectionId, member.User, frontend.FrontendId, frontend.Frontend, announce: false);
                 }
             },
             cancellationToken);
@@ -290,7 +291,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         }
     }
 
-    private void AddMember(string connectionId, string user, string frontendId, IFrontendObserver observer)
+    private void AddMember(string connectionId, string user, string frontendId, IFrontendObserver observer, bool announce = true)
     {
         if (_members.ContainsKey(connectionId))
         {
@@ -308,7 +309,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         _members[connectionId] = new Member(user, frontendId);
         _connectionsPerUser.TryGetValue(user, out var count);
         _connectionsPerUser[user] = count + 1;
-        if (count == 0 && _policy.Presence)
+        if (count == 0 && _policy.Presence && announce)
         {
             _frontends.Broadcast(new RoomEvent(++_version, RoomEventKind.MemberJoined, user, null));
         }

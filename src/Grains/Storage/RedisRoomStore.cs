@@ -9,7 +9,8 @@ namespace Broker.Grains.Storage;
 /// Room state in Redis, two keys per room:
 /// "{prefix}{room}:meta" (hash: epoch, seq) and "{prefix}{room}:log" (list: the history window,
 /// oldest first). A batch is appended in one MULTI/EXEC conditioned on the stored epoch — one
-/// round trip for any number of messages (group commit), and no write from a stale activation.
+/// round trip for any number of messages (group commit) — conditioned on the stored epoch and
+/// seq, so a stale or duplicate activation can never write.
 /// Keys expire after <see cref="RoomStoreOptions.Ttl"/> without writes.
 /// </summary>
 public sealed class RedisRoomStore : IRoomStore
@@ -54,6 +55,11 @@ public sealed class RedisRoomStore : IRoomStore
         var (meta, log) = Keys(roomKey);
         var transaction = db.CreateTransaction();
         transaction.AddCondition(Condition.HashEqual(meta, EpochField, epoch));
+
+        // And on the seq this batch follows: a second activation of the room (for a moment,
+        // after a silo failure) can never commit the same seq twice.
+        var previous = batch[0].Message.Seq - 1;
+        transaction.AddCondition(previous == 0 ? Condition.HashNotExists(meta, SeqField) : Condition.HashEqual(meta, SeqField, previous));
         _ = transaction.HashSetAsync(meta, SeqField, batch[^1].Message.Seq);
         if (historyLimit > 0)
         {
@@ -79,7 +85,7 @@ public sealed class RedisRoomStore : IRoomStore
 
         if (!committed)
         {
-            throw new RoomStoreException($"Room {roomKey} is no longer in epoch {epoch}; another activation took over.");
+            throw new RoomStoreException($"Room {roomKey} moved on (another activation committed in epoch {epoch}); this one reloads.");
         }
     }
 

@@ -21,6 +21,8 @@ public sealed partial class FrontendHeartbeat : BackgroundService
     private readonly BrokerOptions _options;
     private readonly ILogger<FrontendHeartbeat> _logger;
     private readonly IClusterReadiness _cluster;
+    private int _knownFrontends;
+    private bool _restateRequested;
 
     public FrontendHeartbeat(FrontendNode node, IGrainFactory grains, IOptions<BrokerOptions> options, IClusterReadiness cluster, ILogger<FrontendHeartbeat> logger)
     {
@@ -31,47 +33,82 @@ public sealed partial class FrontendHeartbeat : BackgroundService
         _logger = logger;
     }
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        Task.WhenAll(RenewLoopAsync(stoppingToken), RestateLoopAsync(stoppingToken));
+
+    /// <summary>
+    /// Renews the lease every LeaseInterval, whatever else is slow: a renewal never waits for
+    /// another, nor for a restatement, so a healthy front-end is never declared lost because
+    /// calls to a dead silo hang elsewhere.
+    /// </summary>
+    private async Task RenewLoopAsync(CancellationToken stoppingToken)
     {
         var registry = _grains.GetGrain<IFrontendRegistryGrain>(IFrontendRegistryGrain.Key);
-        var knownFrontends = 0;
-        var lastSync = DateTime.UtcNow;
-        var syncOwed = false;
-        var losses = _cluster.GatewayLosses;
         using var timer = new PeriodicTimer(_options.LeaseInterval);
         try
         {
             do
             {
-                // A lost gateway means a silo died or left: its rooms come back elsewhere, empty.
-                var lossesNow = _cluster.GatewayLosses;
-                var resync = syncOwed || lossesNow != losses || _node.OwedLeaves.Count > 0 || DateTime.UtcNow - lastSync >= _options.HeartbeatInterval;
-                losses = lossesNow;
-                try
-                {
-                    var lease = new FrontendLease(_node.Id, _node.Reference, _options.LeaseTtl, knownFrontends);
-                    var renewed = await registry.Renew(lease).WaitAsync(_options.ClusterCallTimeout, stoppingToken);
-                    knownFrontends = renewed.LiveFrontends;
-                    if (renewed.Fresh)
-                    {
-                        LogRegistered(_logger, _node.Id);
-                        resync = true;
-                    }
-                }
-                catch (Exception ex) when (ex is not OperationCanceledException)
-                {
-                    LogRenewFailed(_logger, ex);
-                }
-
-                if (resync)
-                {
-                    // A restatement that did not fully land is retried at the next renewal, not
-                    // a whole heartbeat later: after a silo dies this is what rebuilds membership.
-                    lastSync = DateTime.UtcNow;
-                    syncOwed = !await BeatAsync(stoppingToken);
-                }
+                _ = RenewOnceAsync(registry, stoppingToken);
             }
             while (await timer.WaitForNextTickAsync(stoppingToken));
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopping.
+        }
+    }
+
+    private async Task RenewOnceAsync(IFrontendRegistryGrain registry, CancellationToken stoppingToken)
+    {
+        try
+        {
+            var lease = new FrontendLease(_node.Id, _node.Reference, _options.LeaseTtl, Volatile.Read(ref _knownFrontends));
+            var renewed = await registry.Renew(lease).WaitAsync(_options.LeaseTtl, stoppingToken);
+            Volatile.Write(ref _knownFrontends, renewed.LiveFrontends);
+            if (renewed.Fresh)
+            {
+                LogRegistered(_logger, _node.Id);
+                Volatile.Write(ref _restateRequested, true);
+            }
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            LogRenewFailed(_logger, ex);
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopping.
+        }
+    }
+
+    /// <summary>
+    /// Restates members every HeartbeatInterval, and at the next LeaseInterval tick when the
+    /// registry did not know this front-end, when a gateway connection was lost (a silo died or
+    /// left: its rooms come back elsewhere, empty), or when the last restatement did not land.
+    /// </summary>
+    private async Task RestateLoopAsync(CancellationToken stoppingToken)
+    {
+        var lastSync = DateTime.UtcNow;
+        var owed = false;
+        var losses = _cluster.GatewayLosses;
+        using var timer = new PeriodicTimer(_options.LeaseInterval);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stoppingToken))
+            {
+                var lossesNow = _cluster.GatewayLosses;
+                var requested = Volatile.Read(ref _restateRequested);
+                if (!(owed || requested || lossesNow != losses || _node.OwedLeaves.Count > 0 || DateTime.UtcNow - lastSync >= _options.HeartbeatInterval))
+                {
+                    continue;
+                }
+
+                losses = lossesNow;
+                Volatile.Write(ref _restateRequested, false);
+                lastSync = DateTime.UtcNow;
+                owed = !await BeatAsync(stoppingToken);
+            }
         }
         catch (OperationCanceledException)
         {

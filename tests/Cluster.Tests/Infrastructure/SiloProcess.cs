@@ -1,0 +1,55 @@
+using System.Globalization;
+
+namespace Broker.Cluster.Tests.Infrastructure;
+
+/// <summary>A Broker.Silo process joined to the cluster through Redis.</summary>
+public sealed class SiloProcess : ChildProcess
+{
+    private SiloProcess(string name, string logDirectory)
+        : base(name, logDirectory)
+    {
+    }
+
+    public int SiloPort { get; } = FreePorts.Next();
+
+    public int GatewayPort { get; } = FreePorts.Next();
+
+    public int HealthPort { get; } = FreePorts.Next();
+
+    public Uri Healthz => new($"http://127.0.0.1:{HealthPort.ToString(CultureInfo.InvariantCulture)}/healthz");
+
+    /// <summary>How long the silo took from start to a 200 on /healthz.</summary>
+    public TimeSpan StartupTime { get; private set; }
+
+    /// <summary>Starts a silo; with <paramref name="waitHealthy"/> returns once it is an active member.</summary>
+    public static async Task<SiloProcess> StartAsync(string name, string logDirectory, string redis, bool waitHealthy = true)
+    {
+        var silo = new SiloProcess(name, logDirectory);
+        try
+        {
+            var dll = BuildOutput.SiloDll;
+            silo.Start("dotnet",
+            [
+                dll,
+                "--redis", redis,
+                "--silo-port", silo.SiloPort.ToString(CultureInfo.InvariantCulture),
+                "--gateway-port", silo.GatewayPort.ToString(CultureInfo.InvariantCulture),
+                "--health-port", silo.HealthPort.ToString(CultureInfo.InvariantCulture),
+            ], Path.GetDirectoryName(dll));
+            if (waitHealthy)
+            {
+                await silo.WaitHealthyAsync();
+            }
+
+            return silo;
+        }
+        catch
+        {
+            await silo.DisposeAsync();
+            throw;
+        }
+    }
+
+    public async Task WaitHealthyAsync(TimeSpan? timeout = null) =>
+        StartupTime = await Health.WaitHealthyAsync(this, Healthz, timeout);
+}
