@@ -15,6 +15,8 @@ internal sealed class FrontendQueue<T>
     private readonly Func<IFrontendObserver, ImmutableArray<T>, Task> _send;
     private readonly Action<FrontendQueue<T>, Exception> _onFailure;
     private readonly Action<FrontendQueue<T>> _onIdle;
+    private readonly Action<FrontendQueue<T>, Exception> _onRetry;
+    private readonly bool _redeliver;
     private readonly List<T> _pending = [];
     private bool _pumping;
 
@@ -23,14 +25,27 @@ internal sealed class FrontendQueue<T>
         IFrontendObserver observer,
         Func<IFrontendObserver, ImmutableArray<T>, Task> send,
         Action<FrontendQueue<T>, Exception> onFailure,
-        Action<FrontendQueue<T>> onIdle)
+        Action<FrontendQueue<T>> onIdle,
+        Action<FrontendQueue<T>, Exception> onRetry,
+        bool redeliver)
     {
         FrontendId = frontendId;
         Observer = observer;
         _send = send;
         _onFailure = onFailure;
         _onIdle = onIdle;
+        _onRetry = onRetry;
+        _redeliver = redeliver;
     }
+
+    /// <summary>A delivery not answered in this time is given up on (and resent when redelivering).</summary>
+    public static TimeSpan DeliveryTimeout { get; } = TimeSpan.FromSeconds(3);
+
+    /// <summary>Pause before resending a batch that failed.</summary>
+    public static TimeSpan RetryDelay { get; } = TimeSpan.FromMilliseconds(200);
+
+    /// <summary>Events a front-end may fall behind by before it is dropped (its members then recover from history).</summary>
+    public const int MaxPending = 10_000;
 
     public string FrontendId { get; }
 
@@ -73,19 +88,40 @@ internal sealed class FrontendQueue<T>
         await Task.Yield();
         try
         {
-            while (_pending.Count > 0 && !Closed)
+            var batch = ImmutableArray<T>.Empty;
+            while (!Closed && (_pending.Count > 0 || batch.Length > 0))
             {
-                var batch = _pending.ToImmutableArray();
+                // A batch that failed goes again, with what was queued since appended: order holds.
+                batch = batch.AddRange(_pending);
                 _pending.Clear();
                 try
                 {
-                    await _send(Observer, batch);
+                    await _send(Observer, batch).WaitAsync(DeliveryTimeout);
+                    batch = ImmutableArray<T>.Empty;
                 }
                 catch (Exception ex)
                 {
-                    Close();
-                    _onFailure(this, ex);
-                    return;
+                    if (_redeliver && batch.Length <= MaxPending)
+                    {
+                        // The front-end is alive as far as anyone knows (a lost front-end is
+                        // closed by its lease); the call or its answer was lost, e.g. with the
+                        // silo that routed it. Resending is safe: the front-end drops events it
+                        // already has by version.
+                        _onRetry(this, ex);
+                        await Task.Delay(RetryDelay);
+                        continue;
+                    }
+
+                    if (_redeliver)
+                    {
+                        Close();
+                        _onFailure(this, ex);
+                        return;
+                    }
+
+                    // Not resendable (no version to drop duplicates by): this batch is lost.
+                    _onRetry(this, ex);
+                    batch = ImmutableArray<T>.Empty;
                 }
             }
         }

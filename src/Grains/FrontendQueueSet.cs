@@ -13,13 +13,19 @@ internal sealed class FrontendQueueSet<T>
     private readonly Dictionary<string, FrontendQueue<T>> _queues = new(StringComparer.Ordinal);
     private readonly Func<IFrontendObserver, ImmutableArray<T>, Task> _send;
     private readonly Action<string, Exception> _onFailure;
+    private readonly Action<string, Exception> _onRetry;
+    private readonly bool _redeliver;
 
     /// <param name="send">Sends one batch to a front-end.</param>
-    /// <param name="onFailure">A front-end did not take a batch: its queue is already gone; the owner drops its members.</param>
-    public FrontendQueueSet(Func<IFrontendObserver, ImmutableArray<T>, Task> send, Action<string, Exception> onFailure)
+    /// <param name="onFailure">A front-end fell too far behind: its queue is already gone; the owner drops its members.</param>
+    /// <param name="onRetry">A batch failed and is resent (or, without redelivery, dropped).</param>
+    /// <param name="redeliver">Whether a failed batch is resent: only for items the front-end can recognise twice.</param>
+    public FrontendQueueSet(Func<IFrontendObserver, ImmutableArray<T>, Task> send, Action<string, Exception> onFailure, Action<string, Exception> onRetry, bool redeliver)
     {
         _send = send;
         _onFailure = onFailure;
+        _onRetry = onRetry;
+        _redeliver = redeliver;
     }
 
     /// <summary>Counts one more member on the front-end; true when the front-end had none before.</summary>
@@ -27,7 +33,7 @@ internal sealed class FrontendQueueSet<T>
     {
         if (!_queues.TryGetValue(frontendId, out var queue))
         {
-            queue = new FrontendQueue<T>(frontendId, observer, _send, OnFailure, OnIdle);
+            queue = new FrontendQueue<T>(frontendId, observer, _send, OnFailure, OnIdle, (q, ex) => _onRetry(q.FrontendId, ex), _redeliver);
             _queues[frontendId] = queue;
         }
 

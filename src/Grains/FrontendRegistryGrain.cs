@@ -24,9 +24,11 @@ public sealed partial class FrontendRegistryGrain : Grain, IFrontendRegistryGrai
     /// A new activation (the old one was lost with its silo) knows no front-end until each has
     /// renewed. Front-ends renew every 2 s and say how many front-ends they knew; until that
     /// many have renewed — for at most this long after activation — GetLive waits: a room
-    /// rebuilt meanwhile would otherwise miss members and lose their messages.
+    /// rebuilt meanwhile would otherwise miss members and lose their messages. As long as a
+    /// lease: right after a silo dies a front-end's renewals may be slow to get through, and a
+    /// front-end that has not renewed for this long would be declared lost anyway.
     /// </summary>
-    public static readonly TimeSpan WarmUp = TimeSpan.FromSeconds(3);
+    public static readonly TimeSpan WarmUp = TimeSpan.FromSeconds(6);
 
     private static readonly TimeSpan WarmUpPoll = TimeSpan.FromMilliseconds(50);
 

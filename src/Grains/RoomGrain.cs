@@ -55,7 +55,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         _logger = logger;
         _time = time;
         _store = store;
-        _frontends = new FrontendQueueSet<RoomEvent>(SendAsync, OnFrontendFailed);
+        _frontends = new FrontendQueueSet<RoomEvent>(SendAsync, OnFrontendFailed, OnDeliveryRetried, redeliver: true);
     }
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
@@ -361,6 +361,9 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         DropFrontend(frontendId);
     }
 
+    private void OnDeliveryRetried(string frontendId, Exception exception) =>
+        LogDeliveryRetried(_logger, frontendId, _namespace, _room, exception.GetType().Name);
+
     private void RememberMsgId(string key, long seq)
     {
         _seqByMsgId[key] = seq;
@@ -375,7 +378,10 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
     [LoggerMessage(Level = LogLevel.Warning, Message = "Room {Namespace}/{Room} could not commit; its pending publishes failed and it reloads on the next call")]
     private static partial void LogCommitFailed(ILogger logger, string @namespace, string room, Exception exception);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Front-end {FrontendId} did not take deliveries of room {Namespace}/{Room}; its members were dropped")]
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Delivery of room {Namespace}/{Room} to front-end {FrontendId} failed ({Error}); resending")]
+    private static partial void LogDeliveryRetried(ILogger logger, string frontendId, string @namespace, string room, string error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Front-end {FrontendId} fell too far behind room {Namespace}/{Room}; its members were dropped")]
     private static partial void LogFrontendFailed(ILogger logger, string frontendId, string @namespace, string room, Exception exception);
 
     private readonly record struct Member(string User, string FrontendId);

@@ -21,7 +21,7 @@ public sealed partial class UserGrain : Grain, IUserGrain
     public UserGrain(ILogger<UserGrain> logger)
     {
         _logger = logger;
-        _frontends = new FrontendQueueSet<DirectMessage>(SendAsync, OnFrontendFailed);
+        _frontends = new FrontendQueueSet<DirectMessage>(SendAsync, OnFrontendFailed, OnDeliveryFailed, redeliver: false);
     }
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
@@ -107,11 +107,17 @@ public sealed partial class UserGrain : Grain, IUserGrain
     private Task SendAsync(IFrontendObserver observer, ImmutableArray<DirectMessage> messages) =>
         observer.DeliverDirect(new DirectDelivery(_namespace, _user, messages));
 
+    private void OnDeliveryFailed(string frontendId, Exception exception) =>
+        LogDeliveryFailed(_logger, frontendId, _namespace, _user, exception.GetType().Name);
+
     private void OnFrontendFailed(string frontendId, Exception exception)
     {
         LogFrontendFailed(_logger, frontendId, _namespace, _user, exception);
         DropFrontend(frontendId);
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Direct messages for {Namespace}/{User} to front-end {FrontendId} were lost ({Error})")]
+    private static partial void LogDeliveryFailed(ILogger logger, string frontendId, string @namespace, string user, string error);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Front-end {FrontendId} did not take direct messages for {Namespace}/{User}; its connections were dropped")]
     private static partial void LogFrontendFailed(ILogger logger, string frontendId, string @namespace, string user, Exception exception);

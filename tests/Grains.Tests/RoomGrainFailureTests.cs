@@ -73,72 +73,60 @@ public sealed class RoomGrainFailureTests(ClusterFixture fixture) : GrainTestBas
     }
 
     [Fact]
-    public async Task Publish_ObserverThrows_DropsItsMembersAndOthersGetMemberLeft()
-    {
-        var key = NewKey();
-        var room = Room(key);
-        var broken = NewFrontend("broken");
-        broken.OnDeliverRoom = ThrowOnMessages;
-        var healthy = NewFrontend("healthy");
-        await room.Join(JoinOf("c1", "alice", broken));
-        await room.Join(JoinOf("c2", "carol", broken));
-        await room.Join(JoinOf("c3", "bob", healthy));
-
-        var published = await room.Publish(PublishOf("bob", "{\"x\":1}"));
-
-        await healthy.WaitForSeqAsync(key, published.Seq);
-        await healthy.WaitForMemberEventAsync(key, RoomEventKind.MemberLeft, "alice");
-        await healthy.WaitForMemberEventAsync(key, RoomEventKind.MemberLeft, "carol");
-        var presence = await room.GetPresence();
-        Assert.Equal([new PresenceEntry("bob", 1)], presence.ToArray());
-
-        // The broken front-end is no longer sent anything.
-        var deliveriesBefore = broken.RoomDeliveries(key).Count;
-        await BarrierAsync(room, key, Policy(), healthy);
-        Assert.Equal(deliveriesBefore, broken.RoomDeliveries(key).Count);
-    }
-
-    [Fact]
-    public async Task Publish_ObserverThrows_UserWithConnectionElsewhereStaysWithoutMemberLeft()
-    {
-        var key = NewKey();
-        var room = Room(key);
-        var broken = NewFrontend("broken");
-        broken.OnDeliverRoom = ThrowOnMessages;
-        var healthy = NewFrontend("healthy");
-        await room.Join(JoinOf("c1", "alice", broken));
-        await room.Join(JoinOf("c2", "carol", broken));
-        await room.Join(JoinOf("c3", "alice", healthy));
-
-        await room.Publish(PublishOf("alice", "{\"x\":1}"));
-
-        await healthy.WaitForMemberEventAsync(key, RoomEventKind.MemberLeft, "carol");
-        await BarrierAsync(room, key, Policy(), healthy);
-        Assert.DoesNotContain(healthy.MemberEvents(key), e => e.Kind == RoomEventKind.MemberLeft && e.User == "alice");
-        Assert.Equal([new PresenceEntry("alice", 1)], (await room.GetPresence()).ToArray());
-    }
-
-    [Fact]
-    public async Task Join_AfterFrontendFailed_FrontendReceivesAgain()
+    public async Task Publish_ObserverFailsThenRecovers_BatchResentInOrderAndMembersKept()
     {
         var key = NewKey();
         var room = Room(key);
         var flaky = NewFrontend("flaky");
-        flaky.OnDeliverRoom = ThrowOnMessages;
+        var failuresLeft = 3;
+        flaky.OnDeliverRoom = delivery => delivery.Events.Any(e => e.Kind == RoomEventKind.Message) && Interlocked.Decrement(ref failuresLeft) >= 0
+            ? Task.FromException(new InvalidOperationException("This front-end is briefly broken."))
+            : Task.CompletedTask;
         var healthy = NewFrontend("healthy");
         await room.Join(JoinOf("c1", "alice", flaky));
         await room.Join(JoinOf("c2", "bob", healthy));
-        await room.Publish(PublishOf("bob", "{\"x\":1}"));
-        await healthy.WaitForMemberEventAsync(key, RoomEventKind.MemberLeft, "alice");
 
-        flaky.OnDeliverRoom = null;
-        await room.Join(JoinOf("c3", "alice", flaky));
-        var after = await room.Publish(PublishOf("bob", "{\"x\":2}"));
+        var seqs = await PublishSequentiallyAsync(room, "bob", 5);
 
-        await flaky.WaitForSeqAsync(key, after.Seq);
+        await flaky.WaitUntilAsync(f => f.RoomMessages(key).Select(m => m.Seq).Distinct().Count() == 5, "all 5 messages, resent");
+        var delivered = flaky.RoomEvents(key).Where(e => e.Kind == RoomEventKind.Message).Select(e => e.Message!.Seq).ToList();
+        Assert.Equal(seqs, delivered.Distinct());
+        Assert.Equal(delivered.Order(), delivered);
+        Assert.DoesNotContain(healthy.MemberEvents(key), e => e.Kind == RoomEventKind.MemberLeft);
         var presence = (await room.GetPresence()).OrderBy(e => e.User, StringComparer.Ordinal).ToArray();
         Assert.Equal(Presence(("alice", 1), ("bob", 1)), presence);
     }
+
+    [Fact]
+    public async Task FrontendLeaseExpires_DropsItsMembersAndOthersGetMemberLeft()
+    {
+        var key = NewKey();
+        var room = Room(key);
+        var dying = NewFrontend("dying");
+        var healthy = NewFrontend("healthy");
+        await room.Join(JoinOf("c1", "alice", dying));
+        await room.Join(JoinOf("c2", "carol", dying));
+        await room.Join(JoinOf("c3", "alice", healthy));
+        await room.Join(JoinOf("c4", "bob", healthy));
+
+        // The front-end's last renewal, then silence: the registry declares it lost.
+        await Registry.Renew(new FrontendLease(dying.Id, dying.Reference, TimeSpan.FromMilliseconds(300), KnownFrontends: 0));
+
+        await healthy.WaitForMemberEventAsync(key, RoomEventKind.MemberLeft, "carol");
+        await BarrierAsync(room, key, Policy(), healthy);
+        Assert.DoesNotContain(healthy.MemberEvents(key), e => e.Kind == RoomEventKind.MemberLeft && e.User == "alice");
+        var presence = (await room.GetPresence()).OrderBy(e => e.User, StringComparer.Ordinal).ToArray();
+        Assert.Equal(Presence(("alice", 1), ("bob", 1)), presence);
+
+        // It was only a pause: it renews (and is told it was unknown) and joins again.
+        var renewed = await Registry.Renew(new FrontendLease(dying.Id, dying.Reference, TimeSpan.FromHours(1), KnownFrontends: 0));
+        Assert.True(renewed.Fresh);
+        await room.Join(JoinOf("c5", "carol", dying));
+        var after = await room.Publish(PublishOf("bob", "{\"x\":2}"));
+        await dying.WaitForSeqAsync(key, after.Seq);
+    }
+
+    private IFrontendRegistryGrain Registry => Client.GetGrain<IFrontendRegistryGrain>(IFrontendRegistryGrain.Key);
 
     [Fact]
     public async Task Join_RejoinWhileOldDeliveryInFlight_FrontendReceivesEventsInVersionOrder()
@@ -172,11 +160,6 @@ public sealed class RoomGrainFailureTests(ClusterFixture fixture) : GrainTestBas
         var versions = slow.RoomEvents(key).Select(e => e.Version).ToList();
         Assert.True(versions.SequenceEqual(versions.Order()), $"versions arrived as [{string.Join(", ", versions)}]");
     }
-
-    private static Task ThrowOnMessages(RoomDelivery delivery) =>
-        delivery.Events.Any(e => e.Kind == RoomEventKind.Message)
-            ? Task.FromException(new InvalidOperationException("This front-end is broken."))
-            : Task.CompletedTask;
 
     private static PresenceEntry[] Presence(params (string User, int Connections)[] entries) =>
         [.. entries.Select(e => new PresenceEntry(e.User, e.Connections))];

@@ -30,6 +30,7 @@ public static partial class BrokerHostingExtensions
             builder.WebHost.UseUrls(DefaultUrls);
         }
 
+        builder.Logging.AddSimpleConsole(o => o.TimestampFormat = "HH:mm:ss.fff ");
         builder.Logging.AddFilter("Orleans", LogLevel.Warning);
         builder.Logging.AddFilter("Polly", LogLevel.Warning);
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
