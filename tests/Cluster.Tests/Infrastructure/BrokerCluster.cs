@@ -56,12 +56,16 @@ public sealed class BrokerCluster : IAsyncDisposable
     public IEnumerable<ChildProcess> Processes =>
         new ChildProcess?[] { Redis, Nginx }.Concat(Silos).Concat(Frontends).OfType<ChildProcess>();
 
+    /// <summary>Whether the silos keep rooms in Redis.</summary>
+    public bool Durable { get; private init; }
+
     /// <summary>Starts redis, then the silos (together), then the front-ends (together), then nginx.</summary>
-    public static async Task<BrokerCluster> StartAsync(int silos, int frontends, bool nginx = false, IEnumerable<string>? frontendSettings = null)
+    /// <param name="durable">Silos keep rooms in Redis (--store redis): acked messages survive a silo.</param>
+    public static async Task<BrokerCluster> StartAsync(int silos, int frontends, bool nginx = false, IEnumerable<string>? frontendSettings = null, bool durable = false)
     {
         var dir = Path.Combine(Path.GetTempPath(), "broker-cluster-tests",
             DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture) + "-" + Guid.NewGuid().ToString("N")[..6]);
-        var cluster = new BrokerCluster(dir, [.. frontendSettings ?? []]);
+        var cluster = new BrokerCluster(dir, [.. frontendSettings ?? []]) { Durable = durable };
         try
         {
             cluster.Redis = await RedisServer.StartAsync(dir);
@@ -86,7 +90,7 @@ public sealed class BrokerCluster : IAsyncDisposable
     public async Task<SiloProcess> AddSiloAsync(bool waitHealthy = true)
     {
         var name = "silo" + Interlocked.Increment(ref _siloCount).ToString(CultureInfo.InvariantCulture);
-        var silo = await SiloProcess.StartAsync(name, LogDirectory, Redis.Endpoint, waitHealthy: false);
+        var silo = await SiloProcess.StartAsync(name, LogDirectory, Redis.Endpoint, waitHealthy: false, durable: Durable);
         lock (_silos)
         {
             _silos.Add(silo);

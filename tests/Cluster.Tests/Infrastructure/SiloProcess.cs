@@ -22,7 +22,7 @@ public sealed class SiloProcess : ChildProcess
     public TimeSpan StartupTime { get; private set; }
 
     /// <summary>Starts a silo; with <paramref name="waitHealthy"/> returns once it is an active member.</summary>
-    public static async Task<SiloProcess> StartAsync(string name, string logDirectory, string redis, bool waitHealthy = true)
+    public static async Task<SiloProcess> StartAsync(string name, string logDirectory, string redis, bool waitHealthy = true, bool durable = false)
     {
         var silo = new SiloProcess(name, logDirectory);
         try
@@ -35,6 +35,7 @@ public sealed class SiloProcess : ChildProcess
                 "--silo-port", silo.SiloPort.ToString(CultureInfo.InvariantCulture),
                 "--gateway-port", silo.GatewayPort.ToString(CultureInfo.InvariantCulture),
                 "--health-port", silo.HealthPort.ToString(CultureInfo.InvariantCulture),
+                "--store", durable ? "redis" : "memory",
             ], Path.GetDirectoryName(dll));
             if (waitHealthy)
             {
