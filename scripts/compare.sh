@@ -1,0 +1,238 @@
+#!/usr/bin/env bash
+# Our broker against the Node baseline (../shared/baseline: ws + Redis pub/sub), on this machine,
+# with the same workloads, one after the other; prints a side-by-side table with ratios.
+#
+#   scripts/compare.sh                          # ~8 min with the defaults
+#   scripts/compare.sh --duration 60 --conns 15000
+#
+#   1. builds Release (Broker.sln, the load tool included)
+#   2. starts ours: Redis, 1 silo, 2 front-ends (cluster mode, as scripts/cluster.sh does, without nginx)
+#   3. runs conns (first: RSS of fresh processes), an unrecorded warm-up fanout, then fanout, echo,
+#      crossnode, with --pids of every server process (Redis included)
+#   4. stops ours
+#   5. copies the baseline to a temp dir, npm install, starts its Redis and 2 broker-server.mjs
+#   6. runs the same workloads, stops them
+#   7. prints the comparison (per server CPU-second; ours/baseline)
+# Only the processes this script started are stopped (by PID), also on Ctrl+C or error.
+#
+# Options:
+#   --duration S      measured seconds per workload (default 20; crossnode runs twice)
+#   --warmup S        warm-up seconds of fanout/echo/crossnode (default 3)
+#   --rate N          fanout publishes/s (default 500, over 10 publishers)
+#   --payload B       fanout data bytes (default 100)
+#   --conns N         idle connections opened on one front-end (default 10000; ≤ ~19k: fd limit)
+#   --conns-rate N    new connections per second (default 2000)
+#   --hold S          hold time of the idle connections (default 10)
+#   --prewarm S       unrecorded fanout before the measured ones, on each side (default 10; 0 = none):
+#                     a cold server (JIT, first grain activations) builds a backlog that a 3 s
+#                     warm-up does not absorb
+#   --only ours|baseline   run one side only (the table then shows one column)
+#   --workloads LIST  comma-separated subset of conns,fanout,echo,crossnode (default all)
+#   --out DIR         results directory (default .bench/compare-DATE)
+#   --ours-args "…"   extra switches for our front-ends
+#                     (default "--Broker:RateLimitPerSecond=0": the per-connection rate limit
+#                     is an abuse guard the baseline does not have, and a closed echo loop of
+#                     100 connections runs into it; pass --ours-args "" to keep it)
+# Ports (environment): OURS_REDIS_PORT 6391, BASE_REDIS_PORT 6392, FE1_PORT 8101, FE2_PORT 8102,
+# SILO_PORT 11191, GATEWAY_PORT 30091, SILO_HEALTH_PORT 8191, BASE1_PORT 8201, BASE2_PORT 8202.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+duration=20 warmup=3 rate=500 payload=100 conns=10000 conns_rate=2000 hold=10 prewarm=10
+only="" workloads="conns,fanout,echo,crossnode" out="" ours_args="--Broker:RateLimitPerSecond=0"
+while (($#)); do
+  case "$1" in
+    --duration) duration=$2; shift 2 ;;
+    --warmup) warmup=$2; shift 2 ;;
+    --rate) rate=$2; shift 2 ;;
+    --payload) payload=$2; shift 2 ;;
+    --conns) conns=$2; shift 2 ;;
+    --conns-rate) conns_rate=$2; shift 2 ;;
+    --hold) hold=$2; shift 2 ;;
+    --prewarm) prewarm=$2; shift 2 ;;
+    --only) only=$2; shift 2 ;;
+    --workloads) workloads=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    --ours-args) ours_args=$2; shift 2 ;;
+    -h | --help) sed -n '2,37p' "$0"; exit 0 ;;
+    *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+ours_redis_port=${OURS_REDIS_PORT:-6391}
+base_redis_port=${BASE_REDIS_PORT:-6392}
+fe1_port=${FE1_PORT:-8101}
+fe2_port=${FE2_PORT:-8102}
+silo_port=${SILO_PORT:-11191}
+gateway_port=${GATEWAY_PORT:-30091}
+silo_health_port=${SILO_HEALTH_PORT:-8191}
+base1_port=${BASE1_PORT:-8201}
+base2_port=${BASE2_PORT:-8202}
+
+out=${out:-$root/.bench/compare-$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+silo_dll="$root/src/Silo/bin/Release/net10.0/Broker.Silo.dll"
+frontend_dll="$root/src/WsFrontend/bin/Release/net10.0/Broker.WsFrontend.dll"
+bench=(dotnet "$root/bench/bin/Release/net10.0/broker-bench.dll")
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+
+started=()    # PIDs this script started, in start order
+tmp_dir=""
+log() { printf '\n== %s\n' "$*" >&2; }
+
+stop_pid() { # pid
+  local pid=$1
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
+stop_all() { # newest first: front-ends before silo before Redis
+  local i
+  for ((i = ${#started[@]} - 1; i >= 0; i--)); do stop_pid "${started[i]}"; done
+  started=()
+}
+
+cleanup() {
+  local status=$?
+  stop_all
+  if [[ -n $tmp_dir && -d $tmp_dir ]]; then rm -rf "$tmp_dir"; fi
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'echo "interrupted" >&2; exit 130' INT TERM
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+need_ports() {
+  local p
+  for p in "$@"; do
+    port_free "$p" || { echo "port $p is in use; pick others (see --help: ports)" >&2; exit 1; }
+  done
+}
+
+start() { # name command… (stdout/stderr to $out/name.log); sets $last_pid
+  local name=$1; shift
+  "$@" >"$out/$name.log" 2>&1 &
+  last_pid=$!
+  started+=("$last_pid")
+  echo "$name: pid $last_pid ($*)" >&2
+}
+
+wait_up() { # name pid url [expected-status-regex]
+  local code
+  for _ in $(seq 1 240); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' "$3" 2>/dev/null || true)
+    if [[ $code =~ ${4:-^200$} ]]; then return 0; fi
+    kill -0 "$2" 2>/dev/null || { echo "$1 exited; see $out/$1.log" >&2; tail -20 "$out/$1.log" >&2; exit 1; }
+    sleep 0.25
+  done
+  echo "$1 not up after 60 s; see $out/$1.log" >&2
+  exit 1
+}
+
+start_redis() { # name port
+  need_ports "$2"
+  start "$1" redis-server --port "$2" --bind 127.0.0.1 --save '' --appendonly no --daemonize no
+  local pid=$last_pid
+  for _ in $(seq 1 50); do redis-cli -p "$2" ping >/dev/null 2>&1 && { last_pid=$pid; return 0; }; sleep 0.1; done
+  echo "redis did not start; see $out/$1.log" >&2
+  exit 1
+}
+
+has() { [[ ",$workloads," == *",$1,"* ]]; }
+
+run_workloads() { # side url1 url2 pids
+  local side=$1 u1=$2 u2=$3 pids=$4 dir="$out/$1"
+  mkdir -p "$dir"
+  local common=(--pids "$pids")
+  run() { # workload args…
+    local w=$1; shift
+    local cmd=("${bench[@]}" "$w" "$@" "${common[@]}" --json-out "$dir/$w.json")
+    log "$side: $w   (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+    echo "$side $w: load average $(cut -d' ' -f1-3 /proc/loadavg) before" >>"$out/load.txt"
+    echo "broker-bench ${cmd[*]:2}" >>"$out/commands.txt"
+    if ! "${cmd[@]}" >"$dir/$w.md" 2> >(tee "$dir/$w.log" >&2); then
+      echo "$side $w FAILED (see $dir/$w.log)" | tee -a "$out/failures.txt" >&2
+    fi
+    cat "$dir/$w.md"
+  }
+  has conns && run conns --url "$u1" --count "$conns" --rate "$conns_rate" --hold "$hold" --source-ips 127.0.0.2,127.0.0.3
+  if ((prewarm > 0)) && { has fanout || has echo || has crossnode; }; then
+    log "$side: unrecorded warm-up fanout, $prewarm s"
+    "${bench[@]}" fanout --url "$u1" --url "$u2" --rooms 10 --members 100 --publishers 10 --rate "$rate" --payload "$payload" \
+      --duration "$prewarm" --warmup 0 --pids "$pids" -q >"$dir/prewarm.md" 2>&1 || echo "$side warm-up fanout failed (see $dir/prewarm.md)" >&2
+    grep -E '^\| (delivered/s|latency)' "$dir/prewarm.md" >&2 || true
+  fi
+  has fanout && run fanout --url "$u1" --url "$u2" --rooms 10 --members 100 --publishers 10 --rate "$rate" --payload "$payload" \
+    --duration "$duration" --warmup "$warmup"
+  has echo && run echo --url "$u1" --url "$u2" --connections 100 --duration "$duration" --warmup "$warmup"
+  has crossnode && run crossnode --publisher-url "$u1" --member-url "$u2" --rooms 10 --members 100 --publishers 10 --rate 100 \
+    --payload "$payload" --duration "$duration" --warmup "$warmup"
+  return 0
+}
+
+command -v redis-server >/dev/null || { echo "redis-server is missing (apt-get install redis-server)" >&2; exit 1; }
+command -v node >/dev/null && command -v npm >/dev/null || { echo "node and npm are needed for the baseline" >&2; exit 1; }
+
+log "build (Release)"
+dotnet build "$root/Broker.sln" -c Release --nologo -v quiet >"$out/build.log" 2>&1 || { tail -30 "$out/build.log" >&2; exit 1; }
+echo "results in $out" >&2
+: >"$out/commands.txt"
+: >"$out/load.txt"
+
+if [[ $only != baseline ]]; then
+  log "ours: Redis :$ours_redis_port, 1 silo, 2 front-ends :$fe1_port :$fe2_port"
+  need_ports "$silo_port" "$gateway_port" "$silo_health_port" "$fe1_port" "$fe2_port"
+  start_redis ours-redis "$ours_redis_port"; redis_pid=$last_pid
+  start ours-silo dotnet "$silo_dll" --redis "127.0.0.1:$ours_redis_port" --silo-port "$silo_port" \
+    --gateway-port "$gateway_port" --health-port "$silo_health_port"
+  silo_pid=$last_pid
+  wait_up ours-silo "$silo_pid" "http://127.0.0.1:$silo_health_port/healthz"
+  # shellcheck disable=SC2086 # ours_args is a list of switches
+  start ours-fe1 dotnet "$frontend_dll" --redis "127.0.0.1:$ours_redis_port" --urls "http://127.0.0.1:$fe1_port" --node-id fe-1 $ours_args
+  fe1_pid=$last_pid
+  # shellcheck disable=SC2086
+  start ours-fe2 dotnet "$frontend_dll" --redis "127.0.0.1:$ours_redis_port" --urls "http://127.0.0.1:$fe2_port" --node-id fe-2 $ours_args
+  fe2_pid=$last_pid
+  wait_up ours-fe1 "$fe1_pid" "http://127.0.0.1:$fe1_port/healthz"
+  wait_up ours-fe2 "$fe2_pid" "http://127.0.0.1:$fe2_port/healthz"
+  run_workloads ours "ws://127.0.0.1:$fe1_port" "ws://127.0.0.1:$fe2_port" "$redis_pid,$silo_pid,$fe1_pid,$fe2_pid"
+  log "ours: stop"
+  stop_all
+fi
+
+if [[ $only != ours ]]; then
+  log "baseline: npm install in a temp copy of /work/shared/baseline"
+  tmp_dir=$(mktemp -d /tmp/baseline.XXXXXX)
+  baseline_src="${BASELINE_DIR:-$root/../shared/baseline}"
+  cp -r "$baseline_src/." "$tmp_dir/"
+  chmod -R u+w "$tmp_dir"
+  (cd "$tmp_dir" && npm install --no-audit --no-fund --loglevel=error) >"$out/npm-install.log" 2>&1 \
+    || { tail -20 "$out/npm-install.log" >&2; exit 1; }
+  log "baseline: Redis :$base_redis_port, broker-server.mjs :$base1_port :$base2_port"
+  need_ports "$base1_port" "$base2_port"
+  start_redis base-redis "$base_redis_port"; bredis_pid=$last_pid
+  start base-node1 env REDIS_URL="redis://127.0.0.1:$base_redis_port" node "$tmp_dir/broker-server.mjs" "$base1_port"
+  node1_pid=$last_pid
+  start base-node2 env REDIS_URL="redis://127.0.0.1:$base_redis_port" node "$tmp_dir/broker-server.mjs" "$base2_port"
+  node2_pid=$last_pid
+  wait_up base-node1 "$node1_pid" "http://127.0.0.1:$base1_port/" '^426$'
+  wait_up base-node2 "$node2_pid" "http://127.0.0.1:$base2_port/" '^426$'
+  run_workloads baseline "ws://127.0.0.1:$base1_port" "ws://127.0.0.1:$base2_port" "$bredis_pid,$node1_pid,$node2_pid"
+  log "baseline: stop"
+  stop_all
+fi
+
+log "comparison (ours/baseline; per server CPU-second is the figure that counts on 2 cores)"
+mkdir -p "$out/ours" "$out/baseline"
+"${bench[@]}" compare --ours "$out/ours" --baseline "$out/baseline" | tee "$out/comparison.md"
+if [[ -s "$out/failures.txt" ]]; then
+  echo >&2; cat "$out/failures.txt" >&2
+fi
+echo "load average before each workload (other processes share these 2 cores):" >&2
+cat "$out/load.txt" >&2
+echo "results, logs and tables: $out" >&2

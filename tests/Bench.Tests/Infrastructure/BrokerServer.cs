@@ -1,0 +1,67 @@
+using Broker.Frontend.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+
+namespace Broker.Bench.Tests.Infrastructure;
+
+/// <summary>
+/// A complete broker (front-end + embedded silo) on a real Kestrel bound to 127.0.0.1:0, wired
+/// as Program.cs wires it (copied from tests/WsFrontend.Tests/Infrastructure/BrokerServer.cs).
+/// </summary>
+public sealed class BrokerServer : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+
+    private BrokerServer(WebApplication app, Uri httpBase)
+    {
+        _app = app;
+        HttpBase = httpBase;
+    }
+
+    /// <summary>http://127.0.0.1:PORT/</summary>
+    public Uri HttpBase { get; }
+
+    /// <summary>ws://127.0.0.1:PORT/</summary>
+    public Uri Ws => new(HttpBase.ToString().Replace("http://", "ws://", StringComparison.Ordinal));
+
+    public static async Task<BrokerServer> StartAsync(IDictionary<string, string?>? settings = null)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions
+        {
+            ContentRootPath = AppContext.BaseDirectory,
+            EnvironmentName = "Testing",
+        });
+        var config = new Dictionary<string, string?>
+        {
+            ["urls"] = "http://127.0.0.1:0",
+            ["Broker:Embedded:SiloPort"] = FreePorts.Next().ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Logging:LogLevel:Default"] = "Warning",
+        };
+        foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
+        {
+            config[key] = value;
+        }
+
+        builder.Configuration.AddInMemoryCollection(config);
+        builder.AddBrokerFrontend();
+        var app = builder.Build();
+        app.MapBroker();
+        await app.StartAsync();
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        return new BrokerServer(app, new Uri(address.EndsWith('/') ? address : address + "/"));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            await _app.StopAsync();
+        }
+        catch (ObjectDisposedException)
+        {
+            // Already stopped.
+        }
+
+        await _app.DisposeAsync();
+    }
+}
