@@ -230,17 +230,26 @@ public sealed partial class ConnectionHandler
             return joined.Failure;
         }
 
-        // Recovered messages, then joined, then what arrived meanwhile: one ordered sequence.
+        // Recovered messages, then joined, then what arrived meanwhile, then the live stream:
+        // one ordered sequence. All of it waits for outbox space like any reply — a client back
+        // from a 1013 has missed more than its outbox holds — while live deliveries keep
+        // waiting in the membership until nothing is left to catch up on.
         var result = joined.Value;
-        membership.Activate(result.Activation, result.Epoch, result.Version, result.Seq, () =>
+        foreach (var message in result.Missed)
         {
-            foreach (var message in result.Missed)
-            {
-                connection.Send(FrameWriter.Message(room, result.Epoch, message));
-            }
+            await connection.ReplyAsync(FrameWriter.Message(room, result.Epoch, message));
+        }
 
-            connection.Send(FrameWriter.Joined(frame.Id, room, result.Seq, result.Epoch, result.Recovered));
-        });
+        membership.Prime(result.Activation, result.Epoch, result.Version, result.Seq);
+        await connection.ReplyAsync(FrameWriter.Joined(frame.Id, room, result.Seq, result.Epoch, result.Recovered));
+        while (membership.TakeDeliverable() is { } caughtUp)
+        {
+            foreach (var frameBytes in caughtUp)
+            {
+                await connection.ReplyAsync(frameBytes);
+            }
+        }
+
         return null;
     }
 

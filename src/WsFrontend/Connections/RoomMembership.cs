@@ -66,32 +66,60 @@ public sealed class RoomMembership
     }
 
     /// <summary>
-    /// Completes the join: <paramref name="sendFirst"/> writes the recovered messages and the
-    /// joined reply, then the deliveries that arrived meanwhile and follow the join go out.
+    /// The room answered the join: from here on, events are judged against its position
+    /// (activation, version, epoch, seq), but they keep waiting here until
+    /// <see cref="TakeDeliverable"/> finds none left.
     /// </summary>
-    public void Activate(string activation, string epoch, long joinVersion, long seq, Action sendFirst)
+    public void Prime(string activation, string epoch, long joinVersion, long seq)
     {
         lock (_gate)
         {
-            sendFirst();
             _activation = activation;
             _epoch = epoch;
             _afterVersion = joinVersion;
             _lastSeq = seq;
-            var waiting = _waiting;
-            _waiting = null;
-            foreach (var pending in waiting ?? [])
+        }
+    }
+
+    /// <summary>
+    /// The frames that waited and follow the join, to be written (with backpressure) before
+    /// the live stream; null once none are left, and from then on the membership is live.
+    /// Events of an earlier activation that overtook the join are not this connection's.
+    /// </summary>
+    public List<byte[]>? TakeDeliverable()
+    {
+        lock (_gate)
+        {
+            if (_waiting is null || _waiting.Count == 0)
             {
-                // Events of an earlier activation that overtook the join are not this connection's.
-                if (pending.Activation == activation)
+                _waiting = null;
+                return null;
+            }
+
+            var frames = new List<byte[]>(_waiting.Count);
+            foreach (var pending in _waiting)
+            {
+                if (pending.Activation == _activation && Accept(pending.Activation, pending.Epoch, pending.Version, pending.Seq))
                 {
-                    Deliver(pending.Activation, pending.Epoch, pending.Version, pending.Seq, pending.Frame);
+                    frames.Add(pending.Frame);
                 }
             }
+
+            _waiting.Clear();
+            return frames;
         }
     }
 
     private void Deliver(string activation, string epoch, long version, long seq, byte[] frame)
+    {
+        if (Accept(activation, epoch, version, seq))
+        {
+            Connection.Send(frame);
+        }
+    }
+
+    /// <summary>Whether an event is new to this connection; moves its position past it.</summary>
+    private bool Accept(string activation, string epoch, long version, long seq)
     {
         if (activation != _activation)
         {
@@ -102,7 +130,7 @@ public sealed class RoomMembership
 
         if (version <= _afterVersion)
         {
-            return;
+            return false;
         }
 
         _afterVersion = version;
@@ -117,13 +145,13 @@ public sealed class RoomMembership
 
             if (seq <= _lastSeq)
             {
-                return;
+                return false;
             }
 
             _lastSeq = seq;
         }
 
-        Connection.Send(frame);
+        return true;
     }
 
     private readonly record struct Pending(string Activation, string Epoch, long Version, long Seq, byte[] Frame);
