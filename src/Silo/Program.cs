@@ -50,6 +50,17 @@ app.MapGet("/healthz", (IClusterMembershipService membership, ILocalSiloDetails 
     return status == SiloStatus.Active ? Results.Json(body) : Results.Json(body, statusCode: StatusCodes.Status503ServiceUnavailable);
 });
 
+// What this silo hosts: activations per grain type (rooms, users, the front-end registry).
+app.MapGet("/stats", async (IGrainFactory grains, ILocalSiloDetails local) =>
+{
+    var stats = await grains.GetGrain<IManagementGrain>(0).GetSimpleGrainStatistics([local.SiloAddress]);
+    return Results.Json(new
+    {
+        silo = local.SiloAddress.ToString(),
+        activations = stats.GroupBy(s => s.GrainType).ToDictionary(g => g.Key, g => g.Sum(s => s.ActivationCount)),
+    });
+});
+
 app.Logger.LogInformation(
     "Broker silo starting: {Clustering} clustering, {Store} room store, cluster {ClusterId}, advertised {Advertise}, silo port {SiloPort}, gateway port {GatewayPort}, health http://{Advertise}:{HealthPort}/healthz",
     string.IsNullOrEmpty(options.Redis) ? "localhost" : "Redis " + options.Redis,

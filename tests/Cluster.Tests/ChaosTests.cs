@@ -40,7 +40,7 @@ public sealed class ChaosTests(ITestOutputHelper output)
             await cluster.GuardAsync(output, async () =>
             {
                 var (survivor, victimFe) = (cluster.Frontends[0], cluster.Frontends[1]);
-                var victimSilo = cluster.Silos[0];
+                SiloProcess victimSilo = null!;
                 IReadOnlyList<FrontendProcess> Frontends() => cluster.Frontends;
                 var rooms = Enumerable.Range(0, Rooms).Select(i => Names.Unique("chaos" + i.ToString(CultureInfo.InvariantCulture))).ToArray();
 
@@ -82,7 +82,8 @@ public sealed class ChaosTests(ITestOutputHelper output)
                     await publisher.WaitUntilAsync(a => a.Count >= 10, TimeSpan.FromSeconds(15));
                 }
 
-                // SIGKILL the first silo (with 6 rooms, some live there: checked below) and fe-2: together, or fe-2 first.
+                // SIGKILL the silo hosting the most rooms (that rooms were hit is checked below) and fe-2: together, or fe-2 first.
+                victimSilo = await SiloProcess.HostingMostRoomsAsync(cluster.Silos);
                 long killedAt;
                 if (frontendFirst)
                 {

@@ -57,7 +57,7 @@ public sealed class SiloKillTests(ITestOutputHelper output)
                 }
 
                 var pushesBefore = publishers.Select(p => p.Pushes.Count).ToArray();
-                var victim = cluster.Silos[0];
+                var victim = await SiloProcess.HostingMostRoomsAsync(cluster.Silos);
                 var killedAt = Stopwatch.GetTimestamp();
                 victim.Kill();
 

@@ -18,6 +18,23 @@ public sealed class SiloProcess : ChildProcess
 
     public Uri Healthz => new($"http://127.0.0.1:{HealthPort.ToString(CultureInfo.InvariantCulture)}/healthz");
 
+    /// <summary>How many rooms this silo hosts now (its /stats endpoint).</summary>
+    public async Task<int> RoomActivationsAsync()
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        using var stats = System.Text.Json.JsonDocument.Parse(await http.GetStringAsync(new Uri($"http://127.0.0.1:{HealthPort.ToString(CultureInfo.InvariantCulture)}/stats")));
+        return stats.RootElement.GetProperty("activations").EnumerateObject()
+            .Where(p => p.Name.StartsWith("Broker.Grains.RoomGrain", StringComparison.Ordinal))
+            .Sum(p => p.Value.GetInt32());
+    }
+
+    /// <summary>Of the given silos, the one hosting the most rooms: the kill that tests the most.</summary>
+    public static async Task<SiloProcess> HostingMostRoomsAsync(IEnumerable<SiloProcess> silos)
+    {
+        var counted = await Task.WhenAll(silos.Select(async s => (Silo: s, Rooms: await s.RoomActivationsAsync())));
+        return counted.OrderByDescending(c => c.Rooms).First().Silo;
+    }
+
     /// <summary>How long the silo took from start to a 200 on /healthz.</summary>
     public TimeSpan StartupTime { get; private set; }
 
