@@ -112,6 +112,26 @@ public sealed class ClientConnection
     }
 
     /// <summary>
+    /// Waits until at most <paramref name="frames"/> frames are queued (or the connection
+    /// closes): a catch-up hands over to the live stream only with room left in the outbox,
+    /// since live pushes never wait.
+    /// </summary>
+    public async Task WaitForOutboxBelowAsync(int frames)
+    {
+        try
+        {
+            while (!IsClosing && _outbox.Reader.Count > frames)
+            {
+                await Task.Delay(2, _receiveAbort.Token).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Closing.
+        }
+    }
+
+    /// <summary>
     /// Starts the closing handshake once (later calls are ignored). With dropPending the frames
     /// still queued are discarded; otherwise they are written before the close frame.
     /// </summary>

@@ -242,8 +242,14 @@ public sealed partial class ConnectionHandler
 
         membership.Prime(result.Activation, result.Epoch, result.Version, result.Seq);
         await connection.ReplyAsync(FrameWriter.Joined(frame.Id, room, result.Seq, result.Epoch, result.Recovered));
-        while (membership.TakeDeliverable() is { } caughtUp)
+        while (true)
         {
+            await connection.WaitForOutboxBelowAsync(_options.OutboxFrames / 2);
+            if (membership.TakeDeliverable() is not { } caughtUp)
+            {
+                break;
+            }
+
             foreach (var frameBytes in caughtUp)
             {
                 await connection.ReplyAsync(frameBytes);
