@@ -55,9 +55,10 @@ public static class BrokerSiloExtensions
     /// </summary>
     public static ISiloBuilder UseBrokerRedisRoomStore(this ISiloBuilder silo, string redis, string serviceId)
     {
-        silo.Services.AddSingleton<IConnectionMultiplexer>(_ => ConnectionMultiplexer.Connect(RedisConfiguration(redis)));
-        silo.Services.AddSingleton(new RoomStoreOptions { KeyPrefix = $"broker:{serviceId}:room:" });
-        silo.Services.AddSingleton<IRoomStore, RedisRoomStore>();
+        var options = new RoomStoreOptions { KeyPrefix = $"broker:{serviceId}:room:" };
+        silo.Services.AddSingleton<IRoomStore>(_ => new RedisRoomStore(
+            async () => await ConnectionMultiplexer.ConnectAsync(RedisConfiguration(redis)).ConfigureAwait(false),
+            options));
         return silo;
     }
 

@@ -17,12 +17,14 @@ public sealed class RedisRoomStore : IRoomStore
 {
     private static readonly RedisValue EpochField = "epoch";
     private static readonly RedisValue SeqField = "seq";
-    private readonly IConnectionMultiplexer _redis;
+    private readonly Lazy<Task<IConnectionMultiplexer>> _redis;
     private readonly RoomStoreOptions _options;
 
-    public RedisRoomStore(IConnectionMultiplexer redis, RoomStoreOptions options)
+    /// <param name="connect">Opens the connection, once, asynchronously: a synchronous connect from a
+    /// grain was measured to stall the whole thread pool for ~10 s on a 2-core machine.</param>
+    public RedisRoomStore(Func<Task<IConnectionMultiplexer>> connect, RoomStoreOptions options)
     {
-        _redis = redis;
+        _redis = new Lazy<Task<IConnectionMultiplexer>>(connect);
         _options = options;
     }
 
@@ -30,10 +32,10 @@ public sealed class RedisRoomStore : IRoomStore
 
     public async Task<RoomSnapshot> LoadAsync(string roomKey, CancellationToken cancellationToken = default)
     {
-        var db = _redis.GetDatabase();
         var (meta, log) = Keys(roomKey);
         try
         {
+            var db = (await _redis.Value).GetDatabase();
             // A room with no stored epoch (new, or its keys were lost) starts a new one; HSETNX
             // makes two racing activations agree on a single epoch.
             await db.HashSetAsync(meta, EpochField, MemoryRoomStore.NewEpoch(), When.NotExists);
@@ -51,7 +53,16 @@ public sealed class RedisRoomStore : IRoomStore
 
     public async Task AppendAsync(string roomKey, string epoch, IReadOnlyList<StoredMessage> batch, int historyLimit)
     {
-        var db = _redis.GetDatabase();
+        IDatabase db;
+        try
+        {
+            db = (await _redis.Value).GetDatabase();
+        }
+        catch (RedisException ex)
+        {
+            throw new RoomStoreException($"Could not reach the room store: {ex.GetType().Name}: {ex.Message}");
+        }
+
         var (meta, log) = Keys(roomKey);
         var transaction = db.CreateTransaction();
         transaction.AddCondition(Condition.HashEqual(meta, EpochField, epoch));
