@@ -14,7 +14,9 @@ public sealed class SlowConsumerTests
     {
         await using var server = await BrokerServer.StartAsync(new Dictionary<string, string?>
         {
-            ["Broker:OutboxFrames"] = "16",
+            // Room for a reader that lags a few frames on a loaded machine (the publisher gets its
+            // own 60 KB copies too), far below what the slow member is sent.
+            ["Broker:OutboxFrames"] = "32",
             ["Broker:CloseTimeout"] = "00:00:30",
         });
         var room = BrokerFixture.UniqueRoom("slow");
@@ -30,8 +32,7 @@ public sealed class SlowConsumerTests
         await slow.SendAsync(new { type = "join", id = 1, room });
         await fast1.WaitForAsync(f => Frame.Is(f, "member_joined") && f.GetProperty("user").GetString() == "slow");
 
-        // ~15 MB in 60 KB messages: far more than the kernel's socket buffers plus 16 outbox frames.
-        // ~15 MB in 60 KB messages: far more than the kernel's socket buffers plus 16 outbox frames.
+        // ~15 MB in 60 KB messages: far more than the kernel's socket buffers plus 32 outbox frames.
         // One publish at a time (each waits for its ack), so that the readers are never the slow ones.
         var padding = new string('x', PayloadChars);
         var timeout = TimeSpan.FromSeconds(15);
