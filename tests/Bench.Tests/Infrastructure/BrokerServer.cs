@@ -1,3 +1,4 @@
+using Broker.Frontend.Tests.Infrastructure;
 using Broker.Frontend.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
