@@ -1,5 +1,4 @@
 using System.Net.WebSockets;
-using System.Threading.Channels;
 using Broker.Frontend.Hosting;
 using Broker.Frontend.Protocol;
 using Broker.Grains.Models;
@@ -9,18 +8,27 @@ namespace Broker.Frontend.Connections;
 /// <summary>
 /// One client socket: who it is, the rooms it sits in, and its bounded outbox. Anybody may call
 /// <see cref="Send"/> from any thread; it never blocks: a full outbox closes the connection with
-/// 1013 instead of making the room (or anybody else) wait. One writer task owns every send on
-/// the socket, the close frame included.
+/// 1013 instead of making the room (or anybody else) wait. Whoever queues a frame while no write
+/// is in progress writes it at once on its own thread (one socket write per frame, no hand-off
+/// to another thread); a write the socket cannot take at once goes on asynchronously, and frames
+/// queued meanwhile are written by that same writer, in order. One writer at a time owns the
+/// socket, the close frame included.
 /// </summary>
 public sealed class ClientConnection
 {
     private readonly WebSocket _socket;
-    private readonly Channel<byte[]> _outbox;
+    private readonly Queue<byte[]> _outbox;
+    private readonly int _outboxFrames;
     private readonly TimeSpan _closeTimeout;
     private readonly CancellationTokenSource _receiveAbort = new();
     private readonly TaskCompletionSource _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _writerFinished = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Lock _gate = new();
+    private TaskCompletionSource? _space;
+    private bool _writing;
+    private bool _outboxCompleted;
+    private bool _broken;
     private int _closeRequested;
-    private volatile bool _dropPending;
     private WebSocketCloseStatus _closeStatus;
     private string _closeReason = string.Empty;
 
@@ -40,12 +48,8 @@ public sealed class ClientConnection
         Policy = options.ToRoomPolicy();
         _socket = socket;
         _closeTimeout = closeTimeout;
-        _outbox = Channel.CreateBounded<byte[]>(new BoundedChannelOptions(outboxFrames)
-        {
-            SingleReader = true,
-            SingleWriter = false,
-            FullMode = BoundedChannelFullMode.Wait,
-        });
+        _outboxFrames = outboxFrames;
+        _outbox = new Queue<byte[]>(Math.Min(outboxFrames, 4));
     }
 
     public string Id { get; }
@@ -69,7 +73,25 @@ public sealed class ClientConnection
     /// <summary>Completes when the connection's handler has finished, cleanup included.</summary>
     public Task Finished => _finished.Task;
 
+    /// <summary>
+    /// Completes once the connection is closing and every frame it was going to write (the close
+    /// frame included) has been written, or the socket broke.
+    /// </summary>
+    public Task WriterFinished => _writerFinished.Task;
+
     public TimeSpan CloseTimeout => _closeTimeout;
+
+    /// <summary>Frames queued and not yet handed to the socket.</summary>
+    public int QueuedFrames
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _outbox.Count;
+            }
+        }
+    }
 
     public void MarkFinished() => _finished.TrySetResult();
 
@@ -81,17 +103,35 @@ public sealed class ClientConnection
     /// <summary>Queues a frame; false when the connection is closing or its outbox overflowed (it is then closed with 1013).</summary>
     public bool Send(byte[] frame)
     {
-        if (_outbox.Writer.TryWrite(frame))
+        bool queued, write = false;
+        lock (_gate)
         {
-            return true;
+            if (_outboxCompleted)
+            {
+                return false;
+            }
+
+            queued = _outbox.Count < _outboxFrames;
+            if (queued)
+            {
+                _outbox.Enqueue(frame);
+                write = !_writing;
+                _writing = true;
+            }
         }
 
-        if (!IsClosing)
+        if (!queued)
         {
             Close(CloseCodes.TryAgainLater, "Slow consumer: outbox full. Reconnect and recover with since+epoch.", dropPending: true);
+            return false;
         }
 
-        return false;
+        if (write)
+        {
+            _ = WriteQueuedAsync();
+        }
+
+        return true;
     }
 
     /// <summary>
@@ -101,13 +141,50 @@ public sealed class ClientConnection
     /// </summary>
     public async ValueTask ReplyAsync(byte[] frame)
     {
-        try
+        while (true)
         {
-            await _outbox.Writer.WriteAsync(frame, _receiveAbort.Token).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is ChannelClosedException or OperationCanceledException)
-        {
-            // Closing: the reply has nobody to go to.
+            Task space;
+            var write = false;
+            lock (_gate)
+            {
+                if (_outboxCompleted)
+                {
+                    // Closing: the reply has nobody to go to.
+                    return;
+                }
+
+                if (_outbox.Count < _outboxFrames)
+                {
+                    _outbox.Enqueue(frame);
+                    write = !_writing;
+                    _writing = true;
+                    space = Task.CompletedTask;
+                }
+                else
+                {
+                    _space ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                    space = _space.Task;
+                }
+            }
+
+            if (space.IsCompleted)
+            {
+                if (write)
+                {
+                    _ = WriteQueuedAsync();
+                }
+
+                return;
+            }
+
+            try
+            {
+                await space.WaitAsync(_receiveAbort.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
         }
     }
 
@@ -120,7 +197,7 @@ public sealed class ClientConnection
     {
         try
         {
-            while (!IsClosing && _outbox.Reader.Count > frames)
+            while (!IsClosing && QueuedFrames > frames)
             {
                 await Task.Delay(2, _receiveAbort.Token).ConfigureAwait(false);
             }
@@ -144,51 +221,113 @@ public sealed class ClientConnection
 
         _closeStatus = status;
         _closeReason = reason;
-        _dropPending = dropPending;
-        _outbox.Writer.TryComplete();
+        bool write;
+        TaskCompletionSource? space;
+        lock (_gate)
+        {
+            _outboxCompleted = true;
+            if (dropPending)
+            {
+                _outbox.Clear();
+            }
+
+            write = !_writing;
+            _writing = true;
+            space = _space;
+            _space = null;
+        }
+
+        space?.TrySetResult();
 
         // The peer has CloseTimeout to finish the handshake; then the socket is aborted.
         _receiveAbort.CancelAfter(_closeTimeout + _closeTimeout);
+        if (write)
+        {
+            // Not inline: Close is called from under other locks (a membership's, on overflow).
+            ThreadPool.UnsafeQueueUserWorkItem(static c => _ = c.WriteQueuedAsync(), this, preferLocal: false);
+        }
     }
 
-    /// <summary>Writes queued frames until the outbox completes, then the close frame. Owns every send.</summary>
-    public async Task RunWriterAsync()
+    /// <summary>
+    /// The single writer: writes queued frames until none are left, then (when closing) the
+    /// close frame. Runs on the thread that queued the first frame until a write cannot
+    /// complete at once.
+    /// </summary>
+    private async Task WriteQueuedAsync()
     {
-        var reader = _outbox.Reader;
-        try
+        while (true)
         {
-            while (await reader.WaitToReadAsync().ConfigureAwait(false))
+            byte[] frame;
+            TaskCompletionSource? space;
+            lock (_gate)
             {
-                while (!_dropPending && reader.TryRead(out var frame))
+                if (_broken || _outbox.Count == 0)
                 {
-                    await _socket.SendAsync(frame, WebSocketMessageType.Text, endOfMessage: true, CancellationToken.None).ConfigureAwait(false);
-                }
+                    _writing = false;
+                    if (!_outboxCompleted)
+                    {
+                        return;
+                    }
 
-                if (_dropPending)
-                {
+                    // Closing and nothing left: this writer keeps the socket for the close frame.
+                    _writing = true;
                     break;
                 }
+
+                frame = _outbox.Dequeue();
+                space = _space;
+                _space = null;
+            }
+
+            space?.TrySetResult();
+            try
+            {
+                var pending = _socket.SendAsync(frame, WebSocketMessageType.Text, endOfMessage: true, CancellationToken.None);
+                if (!pending.IsCompletedSuccessfully)
+                {
+                    await pending.ConfigureAwait(false);
+                }
+            }
+            catch (Exception ex) when (ex is WebSocketException or ObjectDisposedException or OperationCanceledException or IOException or InvalidOperationException)
+            {
+                // The socket broke; there is nobody left to write to.
+                Broken();
+                return;
             }
         }
-        catch (Exception ex) when (ex is WebSocketException or ObjectDisposedException or OperationCanceledException or IOException)
-        {
-            // The socket broke; there is nobody left to write to.
-            _receiveAbort.Cancel();
-            return;
-        }
 
-        if (IsClosing && _socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
+        if (!_broken && _socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
         {
             using var timeout = new CancellationTokenSource(_closeTimeout);
             try
             {
                 await _socket.CloseOutputAsync(_closeStatus, _closeReason, timeout.Token).ConfigureAwait(false);
             }
-            catch (Exception ex) when (ex is WebSocketException or ObjectDisposedException or OperationCanceledException or IOException)
+            catch (Exception ex) when (ex is WebSocketException or ObjectDisposedException or OperationCanceledException or IOException or InvalidOperationException)
             {
                 _socket.Abort();
-                _receiveAbort.Cancel();
+                _ = _receiveAbort.CancelAsync();
             }
         }
+
+        _writerFinished.TrySetResult();
+    }
+
+    private void Broken()
+    {
+        TaskCompletionSource? space;
+        lock (_gate)
+        {
+            _broken = true;
+            _outboxCompleted = true;
+            _outbox.Clear();
+            space = _space;
+            _space = null;
+        }
+
+        space?.TrySetResult();
+        // Not inline: the receive loop's continuation must not run under the caller's locks.
+        _ = _receiveAbort.CancelAsync();
+        _writerFinished.TrySetResult();
     }
 }

@@ -40,7 +40,6 @@ public sealed partial class ConnectionHandler
         var connection = new ClientConnection(_node.NextConnectionId(), user, ns, nsOptions, socket, _options.OutboxFrames, _options.CloseTimeout);
         var userKey = GrainKeys.Of(ns, user);
         _node.Register(connection);
-        var writer = connection.RunWriterAsync();
         using var expiry = expires is { } at
             ? _time.CreateTimer(
                 _ => connection.Close(CloseCodes.PolicyViolation, "The token expired; reconnect with a fresh one."),
@@ -55,7 +54,7 @@ public sealed partial class ConnectionHandler
             try
             {
                 // Registered before welcome: once a client has its welcome, direct messages reach it.
-                await _grains.GetGrain<IUserGrain>(userKey)
+                await _grains.Ref<IUserGrain>(userKey)
                     .Connect(new UserConnection(connection.Id, _node.Id, _node.Reference))
                     .WaitAsync(_options.ClusterCallTimeout);
             }
@@ -79,6 +78,7 @@ public sealed partial class ConnectionHandler
             connection.Close(CloseCodes.Normal, string.Empty);
             _node.Users.Remove(userKey, connection);
             await CleanupAsync(connection, userKey);
+            var writer = connection.WriterFinished;
             if (await Task.WhenAny(writer, Task.Delay(connection.CloseTimeout + connection.CloseTimeout)) != writer)
             {
                 // The peer stopped reading in the middle of a frame: nothing more can be said to it.
@@ -95,14 +95,31 @@ public sealed partial class ConnectionHandler
     {
         var socket = connection.Socket;
         var limiter = new RateLimiter(_time, _options.RateLimitPerSecond, _options.RateLimitBurst);
-        var buffer = ArrayPool<byte>.Shared.Rent(InitialReceiveBuffer);
-        try
+        while (!connection.IsClosing)
         {
-            while (!connection.IsClosing)
+            // A zero-byte read waits for the next frame without holding a buffer: an idle
+            // connection keeps no receive memory; a buffer is rented only while a frame is read.
+            ValueWebSocketReceiveResult result;
+            try
+            {
+                result = await socket.ReceiveAsync(Memory<byte>.Empty, connection.ReceiveAborted);
+            }
+            catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or ObjectDisposedException or IOException)
+            {
+                return;
+            }
+
+            if (result.MessageType == WebSocketMessageType.Close)
+            {
+                connection.Close(CloseCodes.Normal, string.Empty);
+                return;
+            }
+
+            var buffer = ArrayPool<byte>.Shared.Rent(InitialReceiveBuffer);
+            try
             {
                 var count = 0;
-                ValueWebSocketReceiveResult result;
-                do
+                while (!result.EndOfMessage)
                 {
                     if (count == buffer.Length)
                     {
@@ -134,7 +151,6 @@ public sealed partial class ConnectionHandler
                         return;
                     }
                 }
-                while (!result.EndOfMessage);
 
                 if (result.MessageType == WebSocketMessageType.Binary)
                 {
@@ -144,10 +160,10 @@ public sealed partial class ConnectionHandler
 
                 await HandleTextAsync(connection, limiter, buffer.AsMemory(0, count));
             }
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
         }
     }
 
@@ -198,7 +214,7 @@ public sealed partial class ConnectionHandler
     {
         var room = frame.Room!;
         var key = GrainKeys.Of(connection.Namespace, room);
-        var grain = _grains.GetGrain<IRoomGrain>(key);
+        var grain = _grains.Ref<IRoomGrain>(key);
         if (connection.Rooms.ContainsKey(room))
         {
             // Already a member: answer with the room's current position; nothing was missed.
@@ -272,7 +288,7 @@ public sealed partial class ConnectionHandler
 
         var key = GrainKeys.Of(connection.Namespace, room);
         _node.Rooms.Remove(key, membership);
-        var left = await CallAsync(connection, frame.Id, () => _grains.GetGrain<IRoomGrain>(key).Leave(connection.Id));
+        var left = await CallAsync(connection, frame.Id, () => _grains.Ref<IRoomGrain>(key).Leave(connection.Id));
         if (left.Failure is not null)
         {
             // The connection is out of the room here already; the room will hear it from the heartbeat.
@@ -295,7 +311,7 @@ public sealed partial class ConnectionHandler
             return FrameWriter.Error(frame.Id, ErrorCodes.NotMember, $"Join room \"{room}\" before publishing to it.");
         }
 
-        var grain = _grains.GetGrain<IRoomGrain>(GrainKeys.Of(connection.Namespace, room));
+        var grain = _grains.Ref<IRoomGrain>(GrainKeys.Of(connection.Namespace, room));
         var published = await CallAsync(connection, frame.Id, () => grain.Publish(new PublishRequest(connection.User, frame.Data!, frame.MsgId, connection.Policy)));
         return published.Failure ?? FrameWriter.PublishAck(frame.Id, room, published.Value.Seq);
     }
@@ -307,7 +323,7 @@ public sealed partial class ConnectionHandler
             return FrameWriter.Error(frame.Id, ErrorCodes.Forbidden, $"Clients may not send messages in namespace \"{connection.Namespace}\"; only the server's HTTP API may.");
         }
 
-        var grain = _grains.GetGrain<IUserGrain>(GrainKeys.Of(connection.Namespace, frame.To!));
+        var grain = _grains.Ref<IUserGrain>(GrainKeys.Of(connection.Namespace, frame.To!));
         var message = new DirectMessage(connection.User, _time.GetUtcNow().ToUnixTimeMilliseconds(), frame.Data!);
         var sent = await CallAsync(connection, frame.Id, () => grain.Send(message));
         return sent.Failure ?? FrameWriter.SendAck(frame.Id, sent.Value);
@@ -321,7 +337,7 @@ public sealed partial class ConnectionHandler
             return FrameWriter.Error(frame.Id, ErrorCodes.Forbidden, $"Presence is turned off in namespace \"{connection.Namespace}\".");
         }
 
-        var grain = _grains.GetGrain<IRoomGrain>(GrainKeys.Of(connection.Namespace, room));
+        var grain = _grains.Ref<IRoomGrain>(GrainKeys.Of(connection.Namespace, room));
         var presence = await CallAsync(connection, frame.Id, () => grain.GetPresence());
         return presence.Failure ?? FrameWriter.Presence(frame.Id, room, presence.Value);
     }
@@ -331,7 +347,7 @@ public sealed partial class ConnectionHandler
         var room = frame.Room!;
         var window = connection.Options.History;
         var limit = Math.Min(frame.Limit ?? window, window);
-        var grain = _grains.GetGrain<IRoomGrain>(GrainKeys.Of(connection.Namespace, room));
+        var grain = _grains.Ref<IRoomGrain>(GrainKeys.Of(connection.Namespace, room));
         var page = await CallAsync(connection, frame.Id, () => grain.GetHistory(frame.Since, limit));
         return page.Failure ?? FrameWriter.History(frame.Id, room, page.Value.Epoch, page.Value.Messages);
     }

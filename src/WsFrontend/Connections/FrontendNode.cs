@@ -73,6 +73,6 @@ public sealed class FrontendNode
 public readonly record struct OwedLeave(bool IsRoom, string Key, string ConnectionId)
 {
     public Task SendAsync(IGrainFactory grains) => IsRoom
-        ? grains.GetGrain<IRoomGrain>(Key).Leave(ConnectionId)
-        : grains.GetGrain<IUserGrain>(Key).Disconnect(ConnectionId);
+        ? grains.Ref<IRoomGrain>(Key).Leave(ConnectionId)
+        : grains.Ref<IUserGrain>(Key).Disconnect(ConnectionId);
 }

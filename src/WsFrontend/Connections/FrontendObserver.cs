@@ -111,7 +111,7 @@ public sealed partial class FrontendObserver : IFrontendObserver
             return;
         }
 
-        var room = _grains.GetGrain<IRoomGrain>(GrainKeys.Of(delivery.Namespace, delivery.Room));
+        var room = _grains.Ref<IRoomGrain>(GrainKeys.Of(delivery.Namespace, delivery.Room));
         HistoryPage page;
         try
         {

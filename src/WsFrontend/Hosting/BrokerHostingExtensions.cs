@@ -37,6 +37,8 @@ public static partial class BrokerHostingExtensions
         builder.Logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Information);
 
         var section = builder.Configuration.GetSection(BrokerOptions.SectionName);
+        var inline = section.GetValue(nameof(BrokerOptions.InlineSocketScheduling), BrokerOptions.DefaultInlineSocketScheduling);
+        builder.WebHost.UseSockets(o => o.UnsafePreferInlineScheduling = inline);
         builder.Services.AddOptions<BrokerOptions>()
             .Bind(section)
             .ValidateOnStart();

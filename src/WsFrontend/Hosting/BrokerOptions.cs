@@ -13,6 +13,7 @@ public sealed class BrokerOptions
     public const string SectionName = "Broker";
     public const int DefaultMaxFrameBytes = 64 * 1024;
     public const int DefaultOutboxFrames = 1024;
+    public const bool DefaultInlineSocketScheduling = true;
     public const int DefaultMaxRoomsPerConnection = 100;
     public const int DefaultRateLimitPerSecond = 500;
     public const int DefaultRateLimitBurst = 1000;
@@ -26,6 +27,13 @@ public sealed class BrokerOptions
 
     /// <summary>Frames waiting to be written to one socket; when full the client is closed with 1013.</summary>
     public int OutboxFrames { get; set; } = DefaultOutboxFrames;
+
+    /// <summary>
+    /// Socket reads and writes continue on the thread that completed them instead of being
+    /// handed to another thread (Kestrel's UnsafePreferInlineScheduling): a frame written to a
+    /// socket goes out in the caller's own send call. Nothing in the front-end blocks a thread.
+    /// </summary>
+    public bool InlineSocketScheduling { get; set; } = DefaultInlineSocketScheduling;
 
     /// <summary>Rooms one connection may be in at once; a join beyond it gets too_large.</summary>
     public int MaxRoomsPerConnection { get; set; } = DefaultMaxRoomsPerConnection;

@@ -129,13 +129,13 @@ public sealed partial class FrontendHeartbeat : BackgroundService
         {
             var members = memberships.Select(m => new RoomMemberRef(m.Connection.Id, m.Connection.User)).ToImmutableArray();
             var policy = memberships[0].Connection.Policy;
-            calls.Add(_grains.GetGrain<IRoomGrain>(key).SyncFrontend(new FrontendRoomSync(_node.Id, _node.Reference, policy, members)));
+            calls.Add(_grains.Ref<IRoomGrain>(key).SyncFrontend(new FrontendRoomSync(_node.Id, _node.Reference, policy, members)));
         }
 
         foreach (var (key, connections) in _node.Users.Snapshot())
         {
             var ids = connections.Select(c => c.Id).ToImmutableArray();
-            calls.Add(_grains.GetGrain<IUserGrain>(key).SyncFrontend(_node.Id, _node.Reference, ids));
+            calls.Add(_grains.Ref<IUserGrain>(key).SyncFrontend(_node.Id, _node.Reference, ids));
         }
 
         try

@@ -39,7 +39,7 @@ public static class ServerApi
 
         try
         {
-            var result = await grains.GetGrain<IRoomGrain>(GrainKeys.Of(ns, room))
+            var result = await grains.Ref<IRoomGrain>(GrainKeys.Of(ns, room))
                 .Publish(new PublishRequest(ServerUser, data!, msgId, nsOptions!.ToRoomPolicy()))
                 .WaitAsync(options.Value.ClusterCallTimeout);
             return Results.Json(new { room, seq = result.Seq, epoch = result.Epoch, duplicate = result.Duplicate });
@@ -60,7 +60,7 @@ public static class ServerApi
 
         try
         {
-            var delivered = await grains.GetGrain<IUserGrain>(GrainKeys.Of(ns, user))
+            var delivered = await grains.Ref<IUserGrain>(GrainKeys.Of(ns, user))
                 .Send(new DirectMessage(ServerUser, time.GetUtcNow().ToUnixTimeMilliseconds(), data!))
                 .WaitAsync(options.Value.ClusterCallTimeout);
             return Results.Json(new { delivered });
