@@ -2,13 +2,16 @@
 # Our broker against the Node baseline (../shared/baseline: ws + Redis pub/sub), on this machine,
 # with the same workloads, one after the other; prints a side-by-side table with ratios.
 #
-#   scripts/compare.sh                          # ~8 min with the defaults
+#   scripts/compare.sh                          # ~11 min with the defaults
 #   scripts/compare.sh --duration 60 --conns 15000
 #
 #   1. builds Release (Broker.sln, the load tool included)
 #   2. starts ours: Redis, 1 silo, 2 front-ends (cluster mode, as scripts/cluster.sh does, without nginx)
-#   3. runs conns (first: RSS of fresh processes), an unrecorded warm-up fanout, then fanout, echo,
-#      crossnode, with --pids of every server process (Redis included)
+#   3. runs conns (first: RSS of fresh processes), an unrecorded warm-up fanout, then fanout
+#      (10 rooms × 100 members, --rate publishes/s: 50k deliveries/s), saturate (the same at twice
+#      the rate: 100k deliveries/s offered, the box saturates), bigrooms (2 rooms × 1,000 members,
+#      rate/20 publishes/s: 50k deliveries/s), echo, crossnode, with --pids of every server
+#      process (Redis included)
 #   4. stops ours
 #   5. copies the baseline to a temp dir, npm install, starts its Redis and 2 broker-server.mjs
 #   6. runs the same workloads, stops them
@@ -27,7 +30,7 @@
 #                     a cold server (JIT, first grain activations) builds a backlog that a 3 s
 #                     warm-up does not absorb
 #   --only ours|baseline   run one side only (the table then shows one column)
-#   --workloads LIST  comma-separated subset of conns,fanout,echo,crossnode (default all)
+#   --workloads LIST  comma-separated subset of conns,fanout,saturate,bigrooms,echo,crossnode (default all)
 #   --out DIR         results directory (default .bench/compare-DATE)
 #   --ours-args "…"   extra switches for our front-ends
 #                     (default "--Broker:RateLimitPerSecond=0": the per-connection rate limit
@@ -40,7 +43,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 duration=20 warmup=3 rate=500 payload=100 conns=10000 conns_rate=2000 hold=10 prewarm=10
-only="" workloads="conns,fanout,echo,crossnode" out="" ours_args="--Broker:RateLimitPerSecond=0"
+only="" workloads="conns,fanout,saturate,bigrooms,echo,crossnode" out="" ours_args="--Broker:RateLimitPerSecond=0"
 while (($#)); do
   case "$1" in
     --duration) duration=$2; shift 2 ;;
@@ -149,9 +152,9 @@ run_workloads() { # side url1 url2 pids
   local side=$1 u1=$2 u2=$3 pids=$4 dir="$out/$1"
   mkdir -p "$dir"
   local common=(--pids "$pids")
-  run() { # workload args…
-    local w=$1; shift
-    local cmd=("${bench[@]}" "$w" "$@" "${common[@]}" --json-out "$dir/$w.json")
+  run() { # name verb args…
+    local w=$1 verb=$2; shift 2
+    local cmd=("${bench[@]}" "$verb" "$@" "${common[@]}" --json-out "$dir/$w.json")
     log "$side: $w   (load average $(cut -d' ' -f1-3 /proc/loadavg))"
     echo "$side $w: load average $(cut -d' ' -f1-3 /proc/loadavg) before" >>"$out/load.txt"
     echo "broker-bench ${cmd[*]:2}" >>"$out/commands.txt"
@@ -160,17 +163,21 @@ run_workloads() { # side url1 url2 pids
     fi
     cat "$dir/$w.md"
   }
-  has conns && run conns --url "$u1" --count "$conns" --rate "$conns_rate" --hold "$hold" --source-ips 127.0.0.2,127.0.0.3
-  if ((prewarm > 0)) && { has fanout || has echo || has crossnode; }; then
+  has conns && run conns conns --url "$u1" --count "$conns" --rate "$conns_rate" --hold "$hold" --source-ips 127.0.0.2,127.0.0.3
+  if ((prewarm > 0)) && { has fanout || has saturate || has bigrooms || has echo || has crossnode; }; then
     log "$side: unrecorded warm-up fanout, $prewarm s"
     "${bench[@]}" fanout --url "$u1" --url "$u2" --rooms 10 --members 100 --publishers 10 --rate "$rate" --payload "$payload" \
       --duration "$prewarm" --warmup 0 --pids "$pids" -q >"$dir/prewarm.md" 2>&1 || echo "$side warm-up fanout failed (see $dir/prewarm.md)" >&2
     grep -E '^\| (delivered/s|latency)' "$dir/prewarm.md" >&2 || true
   fi
-  has fanout && run fanout --url "$u1" --url "$u2" --rooms 10 --members 100 --publishers 10 --rate "$rate" --payload "$payload" \
+  has fanout && run fanout fanout --url "$u1" --url "$u2" --rooms 10 --members 100 --publishers 10 --rate "$rate" --payload "$payload" \
     --duration "$duration" --warmup "$warmup"
-  has echo && run echo --url "$u1" --url "$u2" --connections 100 --duration "$duration" --warmup "$warmup"
-  has crossnode && run crossnode --publisher-url "$u1" --member-url "$u2" --rooms 10 --members 100 --publishers 10 --rate 100 \
+  has saturate && run saturate fanout --url "$u1" --url "$u2" --rooms 10 --members 100 --publishers 10 --rate $((rate * 2)) \
+    --payload "$payload" --duration "$duration" --warmup "$warmup"
+  has bigrooms && run bigrooms fanout --url "$u1" --url "$u2" --rooms 2 --members 1000 --publishers 2 --rate $((rate / 20)) \
+    --payload "$payload" --duration "$duration" --warmup "$warmup"
+  has echo && run echo echo --url "$u1" --url "$u2" --connections 100 --duration "$duration" --warmup "$warmup"
+  has crossnode && run crossnode crossnode --publisher-url "$u1" --member-url "$u2" --rooms 10 --members 100 --publishers 10 --rate 100 \
     --payload "$payload" --duration "$duration" --warmup "$warmup"
   return 0
 }

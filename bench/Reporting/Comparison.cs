@@ -9,8 +9,8 @@ namespace Broker.Bench.Reporting;
 public sealed record ComparisonRow(string Workload, string Figure, double? Ours, double? Baseline, double? Ratio, string Better);
 
 /// <summary>
-/// Reads the JSON results of the same workloads run against two servers (fanout.json, echo.json,
-/// conns.json, crossnode.json in each directory) and lines them up with ratios ours/baseline.
+/// Reads the JSON results of the same workloads run against two servers (fanout.json,
+/// saturate.json, bigrooms.json, echo.json, conns.json, crossnode.json in each directory) and lines them up with ratios ours/baseline.
 /// </summary>
 public static class Comparison
 {
@@ -40,7 +40,7 @@ public static class Comparison
             });
         }
 
-        Add<FanoutResult>("fanout.json", f =>
+        void FanoutFigures(Action<string, Func<FanoutResult, double>, string> f)
         {
             f("deliveries per server CPU-second", r => r.DeliveriesPerServerCpuSecond, "higher");
             f("server user CPU µs per delivery", r => r.ServerUserMicrosPerDelivery, "lower");
@@ -54,7 +54,13 @@ public static class Comparison
             f("out-of-order + duplicates", r => r.OutOfOrder + r.Duplicates, "0");
             f("errors", r => r.Errors.Values.Sum(), "0");
             f("tool cores", r => r.Cpu.ToolCores, "< 0.8");
-        });
+        }
+
+        // fanout: the main workload; saturate: the same offered at twice the rate (the box
+        // saturates); bigrooms: 2 rooms × 1,000 members.
+        Add<FanoutResult>("fanout.json", FanoutFigures);
+        Add<FanoutResult>("saturate.json", FanoutFigures);
+        Add<FanoutResult>("bigrooms.json", FanoutFigures);
         Add<EchoResult>("echo.json", f =>
         {
             f("round trips per server CPU-second", r => r.RoundTripsPerServerCpuSecond, "higher");
