@@ -10,7 +10,7 @@
 #   3. runs conns (first: RSS of fresh processes), an unrecorded warm-up fanout, then fanout
 #      (10 rooms × 100 members, --rate publishes/s: 50k deliveries/s), saturate (the same at twice
 #      the rate: 100k deliveries/s offered, the box saturates), bigrooms (2 rooms × 1,000 members,
-#      rate/20 publishes/s: 50k deliveries/s), echo, crossnode, with --pids of every server
+#      rate/10 publishes/s: 50k deliveries/s), echo, crossnode, with --pids of every server
 #      process (Redis included)
 #   4. stops ours
 #   5. copies the baseline to a temp dir, npm install, starts its Redis and 2 broker-server.mjs
@@ -174,7 +174,7 @@ run_workloads() { # side url1 url2 pids
     --duration "$duration" --warmup "$warmup"
   has saturate && run saturate fanout --url "$u1" --url "$u2" --rooms 10 --members 100 --publishers 10 --rate $((rate * 2)) \
     --payload "$payload" --duration "$duration" --warmup "$warmup"
-  has bigrooms && run bigrooms fanout --url "$u1" --url "$u2" --rooms 2 --members 1000 --publishers 2 --rate $((rate / 20)) \
+  has bigrooms && run bigrooms fanout --url "$u1" --url "$u2" --rooms 2 --members 1000 --publishers 2 --rate $((rate / 10)) \
     --payload "$payload" --duration "$duration" --warmup "$warmup"
   has echo && run echo echo --url "$u1" --url "$u2" --connections 100 --duration "$duration" --warmup "$warmup"
   has crossnode && run crossnode crossnode --publisher-url "$u1" --member-url "$u2" --rooms 10 --members 100 --publishers 10 --rate 100 \

@@ -120,6 +120,7 @@ public sealed class FanoutRunner
     private long _duplicates;
     private long _fifo;
     private long _unexpected;
+    private long _framesAll;
 
     private FanoutRunner(FanoutOptions options)
     {
@@ -199,13 +200,35 @@ public sealed class FanoutRunner
         var connectSeconds = Stopwatch.GetElapsedTime(connectStart).TotalSeconds;
         try
         {
-            // Let the join traffic (e.g. member_joined events) settle before the clock starts.
-            await Task.Delay(500, ct);
+            // Let the join traffic settle before the clock starts: every join is announced to the
+            // room's other members (member_joined), so R rooms of M members joining at once are
+            // R·M²/2 frames (1M for 2 rooms × 1,000) that would otherwise be measured as latency.
+            await SettleAsync(o.Progress, ct);
             return await PublishAndMeasureAsync(meter, connectSeconds, ct);
         }
         finally
         {
             await CloseAllAsync();
+        }
+    }
+
+    /// <summary>Waits (at most 120 s) until no frame has arrived for 500 ms.</summary>
+    private async Task SettleAsync(TextWriter? progress, CancellationToken ct)
+    {
+        var start = Stopwatch.GetTimestamp();
+        var quiet = 0;
+        var last = Interlocked.Read(ref _framesAll);
+        while (quiet < 5 && Stopwatch.GetElapsedTime(start) < TimeSpan.FromSeconds(120))
+        {
+            await Task.Delay(100, ct);
+            var now = Interlocked.Read(ref _framesAll);
+            quiet = now == last ? quiet + 1 : 0;
+            last = now;
+        }
+
+        if (progress is not null && Stopwatch.GetElapsedTime(start) > TimeSpan.FromSeconds(2))
+        {
+            progress.WriteLine($"{_o.Label} join traffic settled after {Stopwatch.GetElapsedTime(start).TotalSeconds:0.0} s ({last:N0} frames)");
         }
     }
 
@@ -478,6 +501,7 @@ public sealed class FanoutRunner
 
         public void OnFrame(ReadOnlySpan<byte> frame, long receivedAt)
         {
+            Interlocked.Increment(ref _run._framesAll);
             if (!FrameReader.TryRead(frame, out var f))
             {
                 Interlocked.Increment(ref _run._unexpected);
