@@ -14,6 +14,9 @@ namespace Broker.Frontend.Connections;
 /// </summary>
 public sealed partial class FrontendObserver : IFrontendObserver
 {
+    /// <summary>Members per parallel chunk of a fan-out: rooms below twice this are delivered on one thread.</summary>
+    private const int ParallelChunkMembers = 200;
+
     private readonly LocalIndex<RoomMembership> _rooms;
     private readonly LocalIndex<ClientConnection> _users;
     private readonly IGrainFactory _grains;
@@ -42,11 +45,7 @@ public sealed partial class FrontendObserver : IFrontendObserver
                 case RoomEventKind.Message when roomEvent.Message is { } message:
                     await FillGapAsync(delivery, members, message.Seq - 1);
                     var frame = FrameWriter.Message(delivery.Room, delivery.Epoch, message);
-                    foreach (var member in members)
-                    {
-                        member.Offer(delivery.Activation, delivery.Epoch, roomEvent.Version, message.Seq, frame);
-                    }
-
+                    await OfferAllAsync(members, new Offered(delivery.Activation, delivery.Epoch, roomEvent.Version, message.Seq, frame, null));
                     break;
                 case RoomEventKind.Position:
                     await FillGapAsync(delivery, members, roomEvent.Seq);
@@ -54,14 +53,7 @@ public sealed partial class FrontendObserver : IFrontendObserver
                 case RoomEventKind.MemberJoined or RoomEventKind.MemberLeft:
                     // Member events tell the others: a user is not told about its own arrival or departure.
                     var memberFrame = FrameWriter.MemberEvent(roomEvent.Kind == RoomEventKind.MemberJoined, delivery.Room, roomEvent.User);
-                    foreach (var member in members)
-                    {
-                        if (member.Connection.User != roomEvent.User)
-                        {
-                            member.Offer(delivery.Activation, delivery.Epoch, roomEvent.Version, 0, memberFrame);
-                        }
-                    }
-
+                    await OfferAllAsync(members, new Offered(delivery.Activation, delivery.Epoch, roomEvent.Version, 0, memberFrame, roomEvent.User));
                     break;
                 default:
                     break;
@@ -144,6 +136,49 @@ public sealed partial class FrontendObserver : IFrontendObserver
             }
         }
     }
+
+    /// <summary>
+    /// Offers one event to every local member. Each member's frame is queued and, when its socket
+    /// is idle, written at once on this thread, so a big room is split over the cores: chunks of
+    /// members run in parallel and all finish before the next event (a member's order holds:
+    /// each member is in exactly one chunk, and the room sends this front-end one call at a time).
+    /// </summary>
+    private static Task OfferAllAsync(RoomMembership[] members, Offered offered)
+    {
+        var chunks = Math.Min(Environment.ProcessorCount, members.Length / ParallelChunkMembers);
+        if (chunks <= 1)
+        {
+            OfferRange(members, 0, members.Length, offered);
+            return Task.CompletedTask;
+        }
+
+        var size = (members.Length + chunks - 1) / chunks;
+        var others = new Task[chunks - 1];
+        for (var c = 1; c < chunks; c++)
+        {
+            var from = c * size;
+            var to = Math.Min(members.Length, from + size);
+            others[c - 1] = Task.Run(() => OfferRange(members, from, to, offered));
+        }
+
+        OfferRange(members, 0, Math.Min(size, members.Length), offered);
+        return Task.WhenAll(others);
+    }
+
+    private static void OfferRange(RoomMembership[] members, int from, int to, Offered offered)
+    {
+        for (var i = from; i < to; i++)
+        {
+            var member = members[i];
+            if (offered.ExceptUser is null || member.Connection.User != offered.ExceptUser)
+            {
+                member.Offer(offered.Activation, offered.Epoch, offered.Version, offered.Seq, offered.Frame);
+            }
+        }
+    }
+
+    /// <summary>An event as offered to each member; member events skip the user they are about.</summary>
+    private sealed record Offered(string Activation, string Epoch, long Version, long Seq, byte[] Frame, string? ExceptUser);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Could not fetch messages {From}..{UpTo} of room {Namespace}/{Room} to fill a gap")]
     private static partial void LogGapFillFailed(ILogger logger, string @namespace, string room, long from, long upTo, Exception exception);
