@@ -30,7 +30,7 @@ internal static partial class FrontendMembership
         ImmutableArray<FrontendLease> frontends;
         try
         {
-            frontends = await grains.GetGrain<IFrontendRegistryGrain>(IFrontendRegistryGrain.Key).GetLive().WaitAsync(RegistryTimeout, cancellationToken);
+            frontends = await grains.Ref<IFrontendRegistryGrain>(IFrontendRegistryGrain.Key).GetLive().WaitAsync(RegistryTimeout, cancellationToken);
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
@@ -68,7 +68,7 @@ internal static partial class FrontendMembership
 
     /// <summary>Asks the registry to tell the watcher when the front-end is lost (one-way).</summary>
     public static void Watch(IGrainFactory grains, string frontendId, IFrontendWatcher watcher) =>
-        _ = grains.GetGrain<IFrontendRegistryGrain>(IFrontendRegistryGrain.Key).Watch(frontendId, watcher);
+        _ = grains.Ref<IFrontendRegistryGrain>(IFrontendRegistryGrain.Key).Watch(frontendId, watcher);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Could not list live front-ends; membership will come from their heartbeats")]
     private static partial void LogRebuildSkipped(ILogger logger, Exception exception);
