@@ -77,7 +77,7 @@ public sealed partial class UserGrain : Grain, IUserGrain
             Add(connectionId, frontendId, frontend);
         }
 
-        FrontendMembership.Watch(GrainFactory, frontendId, this.AsReference<IFrontendWatcher>());
+        FrontendMembership.Watch(GrainFactory, frontendId, GrainFactory.As<IFrontendWatcher>(this));
         return Task.CompletedTask;
     }
 
@@ -96,7 +96,7 @@ public sealed partial class UserGrain : Grain, IUserGrain
 
         if (_frontends.AddMember(frontendId, observer))
         {
-            FrontendMembership.Watch(GrainFactory, frontendId, this.AsReference<IFrontendWatcher>());
+            FrontendMembership.Watch(GrainFactory, frontendId, GrainFactory.As<IFrontendWatcher>(this));
         }
 
         _frontendByConnection[connectionId] = frontendId;
