@@ -16,17 +16,6 @@ public static class GrainRefs
         return (TGrain)grains.GetGrain(GrainId.Create(types.Grain, key), types.Interface);
     }
 
-    /// <summary>
-    /// <paramref name="grain"/> as a reference of another interface it implements, like
-    /// <c>AsReference&lt;T&gt;()</c> but without resolving the interface type by reflection each time.
-    /// </summary>
-    public static TInterface As<TInterface>(this IGrainFactory grains, IAddressable grain)
-        where TInterface : class, IAddressable
-    {
-        var type = Interfaces<TInterface>.Resolved ??= new ResolvedInterface(((GrainReference)(object)grain.AsReference<TInterface>()).InterfaceType);
-        return (TInterface)grains.GetGrain(grain.GetGrainId(), type.Interface);
-    }
-
     private static ResolvedTypes Resolve<TGrain>(IGrainFactory grains)
         where TGrain : class, IGrainWithStringKey
     {
@@ -35,13 +24,6 @@ public static class GrainRefs
     }
 
     private sealed record ResolvedTypes(GrainType Grain, GrainInterfaceType Interface);
-
-    private sealed record ResolvedInterface(GrainInterfaceType Interface);
-
-    private static class Interfaces<TInterface>
-    {
-        public static ResolvedInterface? Resolved;
-    }
 
     private static class Types<TGrain>
     {

@@ -177,7 +177,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         }
 
         // The registry may have been rebuilt since this room watched the front-end.
-        FrontendMembership.Watch(GrainFactory, sync.FrontendId, GrainFactory.As<IFrontendWatcher>(this));
+        FrontendMembership.Watch(GrainFactory, sync.FrontendId, SelfReference<IFrontendWatcher>.Of(this, GrainFactory));
         return Task.CompletedTask;
     }
 
@@ -303,7 +303,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
             // The front-end learns where this activation's stream starts: if it had seen less
             // (messages committed by a lost activation never reached it), it fills the gap.
             _frontends.Enqueue(frontendId, new RoomEvent(++_version, RoomEventKind.Position, string.Empty, null, _committedSeq));
-            FrontendMembership.Watch(GrainFactory, frontendId, GrainFactory.As<IFrontendWatcher>(this));
+            FrontendMembership.Watch(GrainFactory, frontendId, SelfReference<IFrontendWatcher>.Of(this, GrainFactory));
         }
 
         _members[connectionId] = new Member(user, frontendId);

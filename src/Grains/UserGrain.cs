@@ -8,7 +8,7 @@ namespace Broker.Grains;
 /// A user of one namespace: which connections it has on which front-ends. Direct messages go
 /// through one ordered queue per front-end, like room events, so a sender's messages arrive in
 /// the order sent and a dead front-end delays nobody else. A new activation asks the live
-/// front-ends for the user's connections, in the background.
+/// front-ends for the user's connections before its first direct message.
 /// </summary>
 public sealed partial class UserGrain : Grain, IUserGrain
 {
@@ -17,6 +17,10 @@ public sealed partial class UserGrain : Grain, IUserGrain
     private readonly FrontendQueueSet<DirectMessage> _frontends;
     private string _namespace = string.Empty;
     private string _user = string.Empty;
+    private Task? _rebuild;
+
+    /// <summary>How long the first direct message of an activation waits for the connections to be rebuilt.</summary>
+    private static readonly TimeSpan FirstSendRebuildWait = TimeSpan.FromSeconds(2);
 
     public UserGrain(ILogger<UserGrain> logger)
     {
@@ -27,24 +31,6 @@ public sealed partial class UserGrain : Grain, IUserGrain
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
         (_namespace, _user) = GrainKeys.Split(this.GetPrimaryKeyString());
-
-        // Rebuilt in the background, unlike a room: a user grain is activated for every new
-        // user (every anonymous connection), and waiting here for every front-end's answer
-        // made connection storms slow (measured: welcome p99 6.5 s at 2,000 connections/s).
-        // A direct message sent meanwhile reaches the connections known so far (direct
-        // messages are at most once anyway); the front-ends' restatements complete the rest.
-        _ = FrontendMembership.RebuildAsync(
-            GrainFactory,
-            _logger,
-            (frontend, ct) => frontend.Frontend.GetUserConnections(_namespace, _user).WaitAsync(ct),
-            (frontend, connectionIds) =>
-            {
-                foreach (var connectionId in connectionIds)
-                {
-                    Add(connectionId, frontend.FrontendId, frontend.Frontend);
-                }
-            },
-            CancellationToken.None);
         return Task.CompletedTask;
     }
 
@@ -64,10 +50,19 @@ public sealed partial class UserGrain : Grain, IUserGrain
         return Task.CompletedTask;
     }
 
-    public Task<int> Send(DirectMessage message)
+    public async Task<int> Send(DirectMessage message)
     {
+        _rebuild ??= RebuildAsync();
+        if (!_rebuild.IsCompleted)
+        {
+            // Right after a failover the registry may be warming up: wait a little, then deliver
+            // to the connections known so far (direct messages are at most once); the rebuild
+            // goes on and later messages reach everybody it finds.
+            await Task.WhenAny(_rebuild, Task.Delay(FirstSendRebuildWait));
+        }
+
         _frontends.Broadcast(message);
-        return Task.FromResult(_frontendByConnection.Count);
+        return _frontendByConnection.Count;
     }
 
     public Task SyncFrontend(string frontendId, IFrontendObserver frontend, ImmutableArray<string> connectionIds)
@@ -77,7 +72,7 @@ public sealed partial class UserGrain : Grain, IUserGrain
             Add(connectionId, frontendId, frontend);
         }
 
-        FrontendMembership.Watch(GrainFactory, frontendId, GrainFactory.As<IFrontendWatcher>(this));
+        FrontendMembership.Watch(GrainFactory, frontendId, SelfReference<IFrontendWatcher>.Of(this, GrainFactory));
         return Task.CompletedTask;
     }
 
@@ -96,7 +91,7 @@ public sealed partial class UserGrain : Grain, IUserGrain
 
         if (_frontends.AddMember(frontendId, observer))
         {
-            FrontendMembership.Watch(GrainFactory, frontendId, GrainFactory.As<IFrontendWatcher>(this));
+            FrontendMembership.Watch(GrainFactory, frontendId, SelfReference<IFrontendWatcher>.Of(this, GrainFactory));
         }
 
         _frontendByConnection[connectionId] = frontendId;
@@ -110,6 +105,28 @@ public sealed partial class UserGrain : Grain, IUserGrain
             _frontendByConnection.Remove(connectionId);
         }
     }
+
+    /// <summary>
+    /// Asks the live front-ends for this user's connections: after a failover the activation is
+    /// new but the connections are not. Done once, before the first direct message, not at
+    /// activation: a user grain is activated for every new user (every anonymous connection)
+    /// and most never receive one; asking every front-end for each of them cost a registry
+    /// call and one call per front-end per new connection. The front-ends' own restatements
+    /// (on gateway loss and every heartbeat) complete the picture anyway.
+    /// </summary>
+    private Task RebuildAsync() =>
+        FrontendMembership.RebuildAsync(
+            GrainFactory,
+            _logger,
+            (frontend, ct) => frontend.Frontend.GetUserConnections(_namespace, _user).WaitAsync(ct),
+            (frontend, connectionIds) =>
+            {
+                foreach (var connectionId in connectionIds)
+                {
+                    Add(connectionId, frontend.FrontendId, frontend.Frontend);
+                }
+            },
+            CancellationToken.None);
 
     private Task SendAsync(IFrontendObserver observer, ImmutableArray<DirectMessage> messages) =>
         observer.DeliverDirect(new DirectDelivery(_namespace, _user, messages));

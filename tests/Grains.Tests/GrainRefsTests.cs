@@ -33,16 +33,4 @@ public sealed class GrainRefsTests(ClusterFixture fixture) : GrainTestBase(fixtu
         Assert.Equal(1, Assert.Single(page.Messages).Seq);
         Assert.Equal(0, delivered);
     }
-
-    [Fact]
-    public void As_IsTheSameReferenceAsAsReference()
-    {
-        var room = Client.GetGrain<IRoomGrain>(NewKey());
-
-        var cached = Client.As<IFrontendWatcher>(room);
-        var plain = room.AsReference<IFrontendWatcher>();
-
-        Assert.Equal(plain.GetGrainId(), cached.GetGrainId());
-        Assert.Equal(((GrainReference)(object)plain).InterfaceType, ((GrainReference)(object)cached).InterfaceType);
-    }
 }
