@@ -34,6 +34,11 @@ public static partial class BrokerHostingExtensions
         builder.Logging.AddFilter("Orleans", LogLevel.Warning);
         builder.Logging.AddFilter("Polly", LogLevel.Warning);
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+
+        // Off entirely, not just below Warning: while this category is enabled at any level,
+        // ASP.NET Core keeps an Activity and a log scope alive for every request — for the
+        // whole life of every WebSocket (~0.3 KB per idle connection, measured by gcdump).
+        builder.Logging.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", LogLevel.None);
         builder.Logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Information);
 
         var section = builder.Configuration.GetSection(BrokerOptions.SectionName);
