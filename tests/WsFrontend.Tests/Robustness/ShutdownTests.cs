@@ -62,6 +62,13 @@ public sealed class ShutdownTests
         await using var bob = await server.ConnectAsync("/chat?user=bob", autoRead: false);
         await bob.SendAsync(new { type = "join", id = 1, room });
         await alice.WaitForAsync(f => Frame.Is(f, "member_joined") && f.GetProperty("user").GetString() == "bob", Timeout);
+
+        // Carol joins after Bob. A delivery goes to the local members in join order on one
+        // thread, writing each frame as it goes: once Carol has her copy, Bob's is queued.
+        await using var carol = await server.ConnectAsync("/chat?user=carol");
+        await carol.JoinAsync(room);
+        await alice.WaitForAsync(f => Frame.Is(f, "member_joined") && f.GetProperty("user").GetString() == "carol", Timeout);
+
         // The ack and Alice's own copy may come in either order: wait for both.
         await alice.SendAsync(new { type = "publish", id = 2, room, data = "last words" });
         System.Text.Json.JsonElement? ackFrame = null;
@@ -77,7 +84,7 @@ public sealed class ShutdownTests
             aliceHasMessage |= Frame.IsMessageIn(frame, room);
         }
 
-        // Alice's copy and Bob's are queued by the same delivery: once Alice has hers, Bob's is queued.
+        await carol.WaitForAsync(f => Frame.IsMessageIn(f, room), Timeout);
         var ack = ackFrame.Value;
         var stopping = server.StopAsync();
         bob.StartReading();
@@ -92,6 +99,7 @@ public sealed class ShutdownTests
 
         await alice.DisposeAsync();
         await bob.DisposeAsync();
+        await carol.DisposeAsync();
         await stopping.WaitAsync(Timeout);
     }
 }
