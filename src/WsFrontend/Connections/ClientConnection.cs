@@ -103,35 +103,16 @@ public sealed class ClientConnection
     /// <summary>Queues a frame; false when the connection is closing or its outbox overflowed (it is then closed with 1013).</summary>
     public bool Send(byte[] frame)
     {
-        bool queued, write = false;
-        lock (_gate)
+        switch (TryQueue(frame))
         {
-            if (_outboxCompleted)
-            {
+            case Queued.Yes:
+                return true;
+            case Queued.Full:
+                Close(CloseCodes.TryAgainLater, "Slow consumer: outbox full. Reconnect and recover with since+epoch.", dropPending: true);
                 return false;
-            }
-
-            queued = _outbox.Count < _outboxFrames;
-            if (queued)
-            {
-                _outbox.Enqueue(frame);
-                write = !_writing;
-                _writing = true;
-            }
+            default:
+                return false;
         }
-
-        if (!queued)
-        {
-            Close(CloseCodes.TryAgainLater, "Slow consumer: outbox full. Reconnect and recover with since+epoch.", dropPending: true);
-            return false;
-        }
-
-        if (write)
-        {
-            _ = WriteQueuedAsync();
-        }
-
-        return true;
     }
 
     /// <summary>
@@ -141,10 +122,9 @@ public sealed class ClientConnection
     /// </summary>
     public async ValueTask ReplyAsync(byte[] frame)
     {
-        while (true)
+        while (TryQueue(frame) == Queued.Full)
         {
             Task space;
-            var write = false;
             lock (_gate)
             {
                 if (_outboxCompleted)
@@ -155,26 +135,12 @@ public sealed class ClientConnection
 
                 if (_outbox.Count < _outboxFrames)
                 {
-                    _outbox.Enqueue(frame);
-                    write = !_writing;
-                    _writing = true;
-                    space = Task.CompletedTask;
-                }
-                else
-                {
-                    _space ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                    space = _space.Task;
-                }
-            }
-
-            if (space.IsCompleted)
-            {
-                if (write)
-                {
-                    _ = WriteQueuedAsync();
+                    // The writer took a frame meanwhile: try again.
+                    continue;
                 }
 
-                return;
+                _space ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                space = _space.Task;
             }
 
             try
@@ -233,8 +199,7 @@ public sealed class ClientConnection
 
             write = !_writing;
             _writing = true;
-            space = _space;
-            _space = null;
+            space = TakeSpaceWaiter();
         }
 
         space?.TrySetResult();
@@ -275,8 +240,7 @@ public sealed class ClientConnection
                 }
 
                 frame = _outbox.Dequeue();
-                space = _space;
-                _space = null;
+                space = TakeSpaceWaiter();
             }
 
             space?.TrySetResult();
@@ -313,6 +277,43 @@ public sealed class ClientConnection
         _writerFinished.TrySetResult();
     }
 
+    /// <summary>Queues a frame unless closing or full; starts the writer when none is running.</summary>
+    private Queued TryQueue(byte[] frame)
+    {
+        bool write;
+        lock (_gate)
+        {
+            if (_outboxCompleted)
+            {
+                return Queued.Closing;
+            }
+
+            if (_outbox.Count >= _outboxFrames)
+            {
+                return Queued.Full;
+            }
+
+            _outbox.Enqueue(frame);
+            write = !_writing;
+            _writing = true;
+        }
+
+        if (write)
+        {
+            _ = WriteQueuedAsync();
+        }
+
+        return Queued.Yes;
+    }
+
+    /// <summary>The reply waiting for outbox space, if any, to be woken once the lock is released. Under the lock.</summary>
+    private TaskCompletionSource? TakeSpaceWaiter()
+    {
+        var space = _space;
+        _space = null;
+        return space;
+    }
+
     private void Broken()
     {
         TaskCompletionSource? space;
@@ -321,13 +322,19 @@ public sealed class ClientConnection
             _broken = true;
             _outboxCompleted = true;
             _outbox.Clear();
-            space = _space;
-            _space = null;
+            space = TakeSpaceWaiter();
         }
 
         space?.TrySetResult();
         // Not inline: the receive loop's continuation must not run under the caller's locks.
         _ = _receiveAbort.CancelAsync();
         _writerFinished.TrySetResult();
+    }
+
+    private enum Queued
+    {
+        Yes,
+        Full,
+        Closing,
     }
 }
