@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Net.WebSockets;
 using Broker.Frontend.Hosting;
 using Broker.Frontend.Protocol;
+using Broker.Frontend.Transport;
 using Broker.Grains;
 using Broker.Grains.Models;
 using Broker.Grains.Storage;
@@ -104,6 +105,11 @@ public sealed partial class ConnectionHandler
             {
                 result = await socket.ReceiveAsync(Memory<byte>.Empty, connection.ReceiveAborted);
             }
+            catch (MessageTooBigException)
+            {
+                CloseTooLarge(connection);
+                return;
+            }
             catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or ObjectDisposedException or IOException)
             {
                 return;
@@ -133,6 +139,11 @@ public sealed partial class ConnectionHandler
                     {
                         result = await socket.ReceiveAsync(buffer.AsMemory(count), connection.ReceiveAborted);
                     }
+                    catch (MessageTooBigException)
+                    {
+                        CloseTooLarge(connection);
+                        return;
+                    }
                     catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or ObjectDisposedException or IOException)
                     {
                         return;
@@ -147,7 +158,7 @@ public sealed partial class ConnectionHandler
                     count += result.Count;
                     if (count > _options.MaxFrameBytes)
                     {
-                        connection.Close(CloseCodes.FrameTooLarge, $"Frame larger than {_options.MaxFrameBytes} bytes.", dropPending: true);
+                        CloseTooLarge(connection);
                         return;
                     }
                 }
@@ -166,6 +177,10 @@ public sealed partial class ConnectionHandler
             }
         }
     }
+
+    /// <summary>A message over MaxFrameBytes (counted here, or announced by a pipe transport frame header).</summary>
+    private void CloseTooLarge(ClientConnection connection) =>
+        connection.Close(CloseCodes.FrameTooLarge, $"Frame larger than {_options.MaxFrameBytes} bytes.", dropPending: true);
 
     private async Task HandleTextAsync(ClientConnection connection, RateLimiter limiter, ReadOnlyMemory<byte> text)
     {

@@ -35,106 +35,30 @@ public static partial class BrokerEndpoints
 
     private static async Task NamespaceAsync(HttpContext context)
     {
-        var options = context.RequestServices.GetRequiredService<IOptions<BrokerOptions>>().Value;
-        var path = context.Request.Path.Value ?? "/";
-        var segment = path.TrimStart('/');
-        var slash = segment.IndexOf('/', StringComparison.Ordinal);
-        var ns = slash < 0 ? segment : segment[..slash];
-        if (ns.Length == 0)
+        var services = context.RequestServices;
+        var options = services.GetRequiredService<IOptions<BrokerOptions>>().Value;
+        var request = new ConnectRequest(
+            context.Request.Path.Value ?? "/",
+            context.WebSockets.IsWebSocketRequest,
+            services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping.IsCancellationRequested,
+            context.Request.Headers.Authorization.ToString(),
+            context.Request.Headers.Origin.ToString(),
+            context.Request.Query.TryGetValue("token", out var token) ? token.ToString() : null,
+            context.Request.Query["user"].ToString());
+        var (admitted, refusal) = await ConnectAdmission.AdmitAsync(request, options, services.GetRequiredService<TokenAuthenticator>());
+        if (admitted is null)
         {
-            ns = "default";
-        }
-
-        var nsOptions = options.FindNamespace(ns);
-        if (nsOptions is null)
-        {
-            await RefuseAsync(context, StatusCodes.Status404NotFound, $"No namespace \"{ns}\" here. Namespaces: {string.Join(", ", options.Namespaces.Where(n => n.Value.Enabled).Select(n => n.Key == "default" ? "/" : "/" + n.Key))}.");
-            return;
-        }
-
-        if (!context.WebSockets.IsWebSocketRequest)
-        {
-            context.Response.Headers.Upgrade = "websocket";
-            await RefuseAsync(context, StatusCodes.Status426UpgradeRequired, $"This is the WebSocket endpoint of namespace \"{ns}\"; connect with a WebSocket client.");
-            return;
-        }
-
-        if (context.RequestServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping.IsCancellationRequested)
-        {
-            await RefuseAsync(context, StatusCodes.Status503ServiceUnavailable, "This node is shutting down; connect to another one.");
-            return;
-        }
-
-        if (!OriginAllowed(context, options))
-        {
-            await RefuseAsync(context, StatusCodes.Status403Forbidden, "This origin may not connect.");
-            return;
-        }
-
-        // Identity, in protocol order: a token; else ?user= where allowed; else an anonymous id.
-        var token = BearerToken(context);
-        var user = context.Request.Query["user"].ToString();
-        DateTimeOffset? expires = null;
-        if (token is not null)
-        {
-            var identity = await context.RequestServices.GetRequiredService<TokenAuthenticator>().ValidateAsync(token);
-            if (!identity.Valid)
+            if (refusal.Status == StatusCodes.Status426UpgradeRequired)
             {
-                await RefuseAsync(context, StatusCodes.Status401Unauthorized, identity.Error);
-                return;
+                context.Response.Headers.Upgrade = "websocket";
             }
 
-            user = identity.User;
-            expires = identity.Expires;
-        }
-        else if (user.Length > 0)
-        {
-            if (!nsOptions.Anonymous)
-            {
-                await RefuseAsync(context, StatusCodes.Status401Unauthorized, $"Namespace \"{ns}\" does not accept ?user=; present a token.");
-                return;
-            }
-        }
-        else if (!nsOptions.Anonymous)
-        {
-            await RefuseAsync(context, StatusCodes.Status401Unauthorized, $"Namespace \"{ns}\" needs a token (Authorization: Bearer or ?token=).");
-            return;
-        }
-        else
-        {
-            user = "anon-" + Guid.NewGuid().ToString("N")[..12];
-        }
-
-        if (user.Length > options.MaxNameLength)
-        {
-            await RefuseAsync(context, StatusCodes.Status400BadRequest, $"The user name is {user.Length} characters long; the limit is {options.MaxNameLength}.");
+            await RefuseAsync(context, refusal.Status, refusal.Message);
             return;
         }
 
         using var socket = await context.WebSockets.AcceptWebSocketAsync();
-        await context.RequestServices.GetRequiredService<ConnectionHandler>().RunAsync(socket, ns, nsOptions, user, expires);
-    }
-
-    private static string? BearerToken(HttpContext context)
-    {
-        var header = context.Request.Headers.Authorization.ToString();
-        if (header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
-        {
-            return header[7..].Trim();
-        }
-
-        return context.Request.Query.TryGetValue("token", out var query) ? query.ToString() : null;
-    }
-
-    private static bool OriginAllowed(HttpContext context, BrokerOptions options)
-    {
-        if (options.AllowedOrigins.Count == 0)
-        {
-            return true;
-        }
-
-        var origin = context.Request.Headers.Origin.ToString();
-        return origin.Length == 0 || options.AllowedOrigins.Contains(origin, StringComparer.OrdinalIgnoreCase);
+        await services.GetRequiredService<ConnectionHandler>().RunAsync(socket, admitted.Namespace, admitted.Options, admitted.User, admitted.Expires);
     }
 
     private static Task RefuseAsync(HttpContext context, int status, string message)

@@ -1,4 +1,5 @@
 using Broker.Frontend.Connections;
+using Broker.Frontend.Transport;
 using Broker.Grains.Hosting;
 using Orleans.Configuration;
 using Microsoft.Extensions.Options;
@@ -44,6 +45,15 @@ public static partial class BrokerHostingExtensions
         var section = builder.Configuration.GetSection(BrokerOptions.SectionName);
         var inline = section.GetValue(nameof(BrokerOptions.InlineSocketScheduling), BrokerOptions.DefaultInlineSocketScheduling);
         builder.WebHost.UseSockets(o => o.UnsafePreferInlineScheduling = inline);
+        if (section.GetValue(nameof(BrokerOptions.WebSocketTransport), WebSocketTransport.Pipe) == WebSocketTransport.Pipe)
+        {
+            builder.WebHost.ConfigureKestrel(kestrel => kestrel.ConfigureEndpointDefaults(endpoint =>
+            {
+                var transport = new PipeTransportMiddleware(endpoint.ApplicationServices);
+                endpoint.Use(next => connection => transport.OnConnectionAsync(connection, () => next(connection)));
+            }));
+        }
+
         builder.Services.AddOptions<BrokerOptions>()
             .Bind(section)
             .ValidateOnStart();

@@ -35,6 +35,16 @@ public sealed class BrokerOptions
     /// </summary>
     public bool InlineSocketScheduling { get; set; } = DefaultInlineSocketScheduling;
 
+    /// <summary>
+    /// Who speaks WebSocket on namespace connections. <see cref="WebSocketTransport.Pipe"/> (the
+    /// default): the broker's own RFC 6455 server on Kestrel's connection pipe, once the upgrade
+    /// request is read off the connection — no HTTP request objects kept per socket.
+    /// <see cref="WebSocketTransport.AspNetCore"/>: ASP.NET Core's WebSocket middleware.
+    /// Requests the pipe transport does not take (other paths, refusals, unusual requests) are
+    /// always served by Kestrel's HTTP server.
+    /// </summary>
+    public WebSocketTransport WebSocketTransport { get; set; } = WebSocketTransport.Pipe;
+
     /// <summary>Rooms one connection may be in at once; a join beyond it gets too_large.</summary>
     public int MaxRoomsPerConnection { get; set; } = DefaultMaxRoomsPerConnection;
 
@@ -185,4 +195,11 @@ public sealed class EmbeddedSiloOptions
 
     /// <summary>Redis ("HOST:PORT") where the embedded silo's rooms keep epoch, seq and history; unset keeps them in memory.</summary>
     public string? StoreRedis { get; set; }
+}
+
+/// <summary>See <see cref="BrokerOptions.WebSocketTransport"/>.</summary>
+public enum WebSocketTransport
+{
+    Pipe,
+    AspNetCore,
 }

@@ -1,0 +1,97 @@
+namespace Broker.Frontend.Hosting;
+
+/// <summary>What a WebSocket connect request asks for, however it arrived (Kestrel's HTTP server or the pipe transport).</summary>
+/// <param name="Path">The request path, e.g. "/chat" or "/chat/anything".</param>
+/// <param name="Token">The <c>?token=</c> query value; null when the query has none.</param>
+/// <param name="UserQuery">The <c>?user=</c> query value; empty when the query has none.</param>
+public readonly record struct ConnectRequest(string Path, bool IsWebSocket, bool Stopping, string? Authorization, string? Origin, string? Token, string UserQuery);
+
+/// <summary>A connect request let in: its namespace and identity.</summary>
+public sealed record Admitted(string Namespace, NamespaceOptions Options, string User, DateTimeOffset? Expires);
+
+/// <summary>A connect request refused, with the HTTP status and one-line body it is answered with.</summary>
+public readonly record struct Refusal(int Status, string Message);
+
+/// <summary>
+/// The handshake's decisions, in protocol order (protocol.md "Connecting"): the namespace, a
+/// WebSocket request, the node not stopping, the origin, then identity — a token; else
+/// <c>?user=</c> where the namespace allows it; else an anonymous id — and the name's length.
+/// </summary>
+public static class ConnectAdmission
+{
+    public static async ValueTask<(Admitted? Admitted, Refusal Refusal)> AdmitAsync(ConnectRequest request, BrokerOptions options, TokenAuthenticator tokens)
+    {
+        var segment = request.Path.TrimStart('/');
+        var slash = segment.IndexOf('/', StringComparison.Ordinal);
+        var ns = slash < 0 ? segment : segment[..slash];
+        if (ns.Length == 0)
+        {
+            ns = "default";
+        }
+
+        var nsOptions = options.FindNamespace(ns);
+        if (nsOptions is null)
+        {
+            return Refuse(StatusCodes.Status404NotFound, $"No namespace \"{ns}\" here. Namespaces: {string.Join(", ", options.Namespaces.Where(n => n.Value.Enabled).Select(n => n.Key == "default" ? "/" : "/" + n.Key))}.");
+        }
+
+        if (!request.IsWebSocket)
+        {
+            return Refuse(StatusCodes.Status426UpgradeRequired, $"This is the WebSocket endpoint of namespace \"{ns}\"; connect with a WebSocket client.");
+        }
+
+        if (request.Stopping)
+        {
+            return Refuse(StatusCodes.Status503ServiceUnavailable, "This node is shutting down; connect to another one.");
+        }
+
+        if (options.AllowedOrigins.Count > 0
+            && !string.IsNullOrEmpty(request.Origin)
+            && !options.AllowedOrigins.Contains(request.Origin, StringComparer.OrdinalIgnoreCase))
+        {
+            return Refuse(StatusCodes.Status403Forbidden, "This origin may not connect.");
+        }
+
+        var token = BearerToken(request.Authorization) ?? request.Token;
+        var user = request.UserQuery;
+        DateTimeOffset? expires = null;
+        if (token is not null)
+        {
+            var identity = await tokens.ValidateAsync(token);
+            if (!identity.Valid)
+            {
+                return Refuse(StatusCodes.Status401Unauthorized, identity.Error);
+            }
+
+            user = identity.User;
+            expires = identity.Expires;
+        }
+        else if (user.Length > 0)
+        {
+            if (!nsOptions.Anonymous)
+            {
+                return Refuse(StatusCodes.Status401Unauthorized, $"Namespace \"{ns}\" does not accept ?user=; present a token.");
+            }
+        }
+        else if (!nsOptions.Anonymous)
+        {
+            return Refuse(StatusCodes.Status401Unauthorized, $"Namespace \"{ns}\" needs a token (Authorization: Bearer or ?token=).");
+        }
+        else
+        {
+            user = "anon-" + Guid.NewGuid().ToString("N")[..12];
+        }
+
+        if (user.Length > options.MaxNameLength)
+        {
+            return Refuse(StatusCodes.Status400BadRequest, $"The user name is {user.Length} characters long; the limit is {options.MaxNameLength}.");
+        }
+
+        return (new Admitted(ns, nsOptions, user, expires), default);
+    }
+
+    private static (Admitted?, Refusal) Refuse(int status, string message) => (null, new Refusal(status, message));
+
+    private static string? BearerToken(string? header) =>
+        header is not null && header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) ? header[7..].Trim() : null;
+}

@@ -1,0 +1,117 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Text;
+using Broker.Frontend.Hosting;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.WebUtilities;
+using Microsoft.Extensions.Options;
+
+namespace Broker.Frontend.Transport;
+
+/// <summary>
+/// Kestrel connection middleware in front of the HTTP server: reads the first request off a new
+/// connection and, when it is a plain upgrade to a namespace that admits it, answers 101 itself
+/// and runs the connection on a <see cref="PipeWebSocket"/>. Every other connection — other
+/// paths, refusals (answered by the HTTP endpoint with the same decision and its status),
+/// anything unusual — is handed to the HTTP server with nothing consumed.
+/// </summary>
+public sealed class PipeTransportMiddleware
+{
+    private readonly IServiceProvider _services;
+    private readonly BrokerOptions _options;
+    private readonly TimeSpan _headTimeout;
+    private readonly int _maxHeadBytes;
+
+    public PipeTransportMiddleware(IServiceProvider services)
+    {
+        _services = services;
+        _options = services.GetRequiredService<IOptions<BrokerOptions>>().Value;
+        var limits = services.GetRequiredService<IOptions<KestrelServerOptions>>().Value.Limits;
+        _headTimeout = limits.RequestHeadersTimeout;
+        _maxHeadBytes = limits.MaxRequestLineSize + limits.MaxRequestHeadersTotalSize;
+    }
+
+    public async Task OnConnectionAsync(ConnectionContext connection, Func<Task> next)
+    {
+        var input = connection.Transport.Input;
+        var (request, head) = await ReadUpgradeAsync(input, connection.ConnectionClosed);
+        if (request is null)
+        {
+            await next();
+            return;
+        }
+
+        var lifetime = _services.GetRequiredService<IHostApplicationLifetime>();
+        var query = QueryHelpers.ParseQuery(request.Query);
+        var (admitted, _) = await ConnectAdmission.AdmitAsync(
+            new ConnectRequest(
+                request.Path,
+                IsWebSocket: true,
+                lifetime.ApplicationStopping.IsCancellationRequested,
+                request.Authorization,
+                request.Origin,
+                query.TryGetValue("token", out var token) ? token.ToString() : null,
+                query.TryGetValue("user", out var user) ? user.ToString() : string.Empty),
+            _options,
+            _services.GetRequiredService<TokenAuthenticator>());
+        if (admitted is null)
+        {
+            // Refused: the HTTP endpoint reaches the same decision and answers it with its status.
+            input.AdvanceTo(head.Start);
+            await next();
+            return;
+        }
+
+        input.AdvanceTo(head.End);
+        var output = connection.Transport.Output;
+        output.Write(Encoding.ASCII.GetBytes(
+            "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: " + request.AcceptKey() + "\r\n\r\n"));
+        var flushed = await output.FlushAsync();
+        if (flushed.IsCompleted)
+        {
+            return;
+        }
+
+        using var socket = new PipeWebSocket(connection, _options.MaxFrameBytes, _options.KeepAliveInterval, _options.KeepAliveTimeout);
+        await _services.GetRequiredService<Connections.ConnectionHandler>().RunAsync(socket, admitted.Namespace, admitted.Options, admitted.User, admitted.Expires);
+    }
+
+    /// <summary>
+    /// Reads until the first request head is complete. Returns the upgrade request and the
+    /// buffer holding its head, not yet consumed; or null with the input rewound to where it
+    /// started, when the request is not one for this transport.
+    /// </summary>
+    private async Task<(UpgradeRequest? Request, ReadOnlySequence<byte> Head)> ReadUpgradeAsync(PipeReader input, CancellationToken closed)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(closed);
+        timeout.CancelAfter(_headTimeout);
+        while (true)
+        {
+            ReadResult result;
+            try
+            {
+                result = await input.ReadAsync(timeout.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                // Too slow (or gone): Kestrel's own request timeout deals with it.
+                return (null, default);
+            }
+
+            var buffer = result.Buffer;
+            switch (UpgradeRequest.TryParse(buffer, _maxHeadBytes, out var request, out var headLength))
+            {
+                case UpgradeRequest.ParseStatus.Parsed:
+                    // Left unconsumed until admitted: a refusal hands the same bytes to the HTTP server.
+                    return (request, buffer.Slice(0, headLength));
+                case UpgradeRequest.ParseStatus.NeedMore when !result.IsCompleted && !result.IsCanceled:
+                    input.AdvanceTo(buffer.Start, buffer.End);
+                    continue;
+                default:
+                    input.AdvanceTo(buffer.Start);
+                    return (null, default);
+            }
+        }
+    }
+}

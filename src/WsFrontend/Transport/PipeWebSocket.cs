@@ -1,0 +1,763 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.IO.Pipelines;
+using System.Net.WebSockets;
+using System.Runtime.InteropServices;
+using System.Text;
+using Microsoft.AspNetCore.Connections;
+
+namespace Broker.Frontend.Transport;
+
+/// <summary>
+/// The server side of RFC 6455 on a Kestrel connection's own pipes: no HTTP request, no
+/// upgraded stream and no <see cref="System.Net.WebSockets.ManagedWebSocket"/> in between. A
+/// data frame is its 2–10 header bytes and the payload copied once into the transport's output
+/// pipe; reads take frames straight from the input pipe, which holds no buffer while the socket
+/// is idle. No extensions are negotiated. Protocol violations close with 1002; a message over
+/// <see cref="MaxMessageBytes"/> throws <see cref="MessageTooBigException"/> as soon as its
+/// header says so. Pings are answered here; keep-alive pings go out every
+/// <c>keepAliveInterval</c>, and a pong missing for <c>keepAliveTimeout</c> aborts the connection.
+/// </summary>
+public sealed class PipeWebSocket : WebSocket
+{
+    private const byte Fin = 0x80;
+    private const int MaxControlPayload = 125;
+    private const int MaxHeaderBytes = 14;
+
+    private readonly ConnectionContext _connection;
+    private readonly PipeReader _input;
+    private readonly PipeWriter _output;
+    private readonly SemaphoreSlim _writeLock = new(1, 1);
+    private readonly long _maxMessageBytes;
+    private readonly ITimer? _keepAlive;
+    private readonly long _keepAliveInterval;
+    private readonly long _keepAliveTimeout;
+    private readonly Lock _stateGate = new();
+    private WebSocketState _state = WebSocketState.Open;
+    private WebSocketCloseStatus? _closeStatus;
+    private string? _closeStatusDescription;
+
+    // Receive state: touched only by the (single) receiving caller.
+    private long _frameRemaining;
+    private bool _frameFin;
+    private uint _mask;
+    private int _maskOffset;
+    private bool _inMessage;
+    private bool _inFrame;
+    private WebSocketMessageType _messageType;
+    private long _messageBytes;
+
+    // Send state: touched only under _writeLock.
+    private bool _sendContinuation;
+
+    // Keep-alive: timestamps (Environment.TickCount64) of the last ping sent and pong received.
+    private long _pingSentAt;
+    private long _pongSeenAt;
+
+    public PipeWebSocket(ConnectionContext connection, long maxMessageBytes, TimeSpan keepAliveInterval, TimeSpan keepAliveTimeout)
+    {
+        _connection = connection;
+        _input = connection.Transport.Input;
+        _output = connection.Transport.Output;
+        _maxMessageBytes = maxMessageBytes;
+        if (keepAliveInterval > TimeSpan.Zero)
+        {
+            _keepAliveInterval = (long)keepAliveInterval.TotalMilliseconds;
+            _keepAliveTimeout = keepAliveTimeout > TimeSpan.Zero ? (long)keepAliveTimeout.TotalMilliseconds : 0;
+            _keepAlive = TimeProvider.System.CreateTimer(static s => ((PipeWebSocket)s!).OnKeepAliveTick(), this, keepAliveInterval, Timeout.InfiniteTimeSpan);
+        }
+    }
+
+    /// <summary>Largest message (all its fragments) <see cref="ReceiveAsync(Memory{byte}, CancellationToken)"/> accepts.</summary>
+    public long MaxMessageBytes => _maxMessageBytes;
+
+    public override WebSocketCloseStatus? CloseStatus => _closeStatus;
+
+    public override string? CloseStatusDescription => _closeStatusDescription;
+
+    public override WebSocketState State => _state;
+
+    public override string? SubProtocol => null;
+
+    public override void Abort()
+    {
+        lock (_stateGate)
+        {
+            if (_state is WebSocketState.Closed or WebSocketState.Aborted)
+            {
+                return;
+            }
+
+            _state = WebSocketState.Aborted;
+        }
+
+        _keepAlive?.Dispose();
+        _connection.Abort(new ConnectionAbortedException("WebSocket aborted."));
+    }
+
+    public override void Dispose()
+    {
+        _keepAlive?.Dispose();
+        lock (_stateGate)
+        {
+            if (_state is not WebSocketState.Aborted)
+            {
+                _state = WebSocketState.Closed;
+            }
+        }
+    }
+
+    public override Task CloseAsync(WebSocketCloseStatus closeStatus, string? statusDescription, CancellationToken cancellationToken) =>
+        CloseOutputAsync(closeStatus, statusDescription, cancellationToken);
+
+    public override async Task CloseOutputAsync(WebSocketCloseStatus closeStatus, string? statusDescription, CancellationToken cancellationToken)
+    {
+        lock (_stateGate)
+        {
+            switch (_state)
+            {
+                case WebSocketState.Open:
+                    _state = WebSocketState.CloseSent;
+                    break;
+                case WebSocketState.CloseReceived:
+                    _state = WebSocketState.Closed;
+                    break;
+                default:
+                    return;
+            }
+        }
+
+        _keepAlive?.Dispose();
+        await WriteCloseFrameAsync((ushort)closeStatus, statusDescription, cancellationToken).ConfigureAwait(false);
+    }
+
+    public override Task SendAsync(ArraySegment<byte> buffer, WebSocketMessageType messageType, bool endOfMessage, CancellationToken cancellationToken) =>
+        SendAsync(buffer.AsMemory(), messageType, endOfMessage, cancellationToken).AsTask();
+
+    public override ValueTask SendAsync(ReadOnlyMemory<byte> buffer, WebSocketMessageType messageType, bool endOfMessage, CancellationToken cancellationToken)
+    {
+        if (messageType is not (WebSocketMessageType.Text or WebSocketMessageType.Binary))
+        {
+            throw new ArgumentException("Only text and binary messages can be sent; close with CloseOutputAsync.", nameof(messageType));
+        }
+
+        if (_state is not (WebSocketState.Open or WebSocketState.CloseReceived))
+        {
+            return ValueTask.FromException(new WebSocketException(WebSocketError.InvalidState, $"The WebSocket is {_state}; nothing more can be sent."));
+        }
+
+        if (!_writeLock.Wait(0))
+        {
+            return SendContendedAsync(buffer, messageType, endOfMessage, cancellationToken);
+        }
+
+        // The fast path: frame written and flushed on the caller's thread, without an await.
+        var released = false;
+        try
+        {
+            WriteDataFrame(buffer.Span, messageType, endOfMessage);
+            var flush = _output.FlushAsync(cancellationToken);
+            if (!flush.IsCompleted)
+            {
+                released = true;
+                return AwaitFlushThenReleaseAsync(flush);
+            }
+
+            ThrowIfOutputClosed(flush.Result);
+            return ValueTask.CompletedTask;
+        }
+        catch (Exception ex) when (ex is not WebSocketException)
+        {
+            return ValueTask.FromException(new WebSocketException(WebSocketError.ConnectionClosedPrematurely, ex));
+        }
+        catch (WebSocketException ex)
+        {
+            return ValueTask.FromException(ex);
+        }
+        finally
+        {
+            if (!released)
+            {
+                _writeLock.Release();
+            }
+        }
+    }
+
+    public override Task<WebSocketReceiveResult> ReceiveAsync(ArraySegment<byte> buffer, CancellationToken cancellationToken) =>
+        ReceiveSegmentAsync(buffer, cancellationToken);
+
+    /// <summary>
+    /// Reads the next piece of a data message into <paramref name="buffer"/>; control frames are
+    /// handled on the way. An empty buffer waits for the next data frame's header without
+    /// taking any payload (a zero-byte read).
+    /// </summary>
+    public override async ValueTask<ValueWebSocketReceiveResult> ReceiveAsync(Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        if (_state is not (WebSocketState.Open or WebSocketState.CloseSent))
+        {
+            throw new WebSocketException(WebSocketError.InvalidState, $"The WebSocket is {_state}; nothing more can be received.");
+        }
+
+        try
+        {
+            while (!_inFrame)
+            {
+                var header = await ReadHeaderAsync(cancellationToken).ConfigureAwait(false);
+                if (header.IsControl)
+                {
+                    if (await HandleControlFrameAsync(header, cancellationToken).ConfigureAwait(false) is { } closed)
+                    {
+                        return closed;
+                    }
+
+                    continue;
+                }
+
+                StartDataFrame(header);
+                if (_frameRemaining == 0)
+                {
+                    // An empty frame: the whole of it is its header.
+                    _inFrame = false;
+                    return EndFrame(0);
+                }
+            }
+
+            if (buffer.IsEmpty)
+            {
+                return new ValueWebSocketReceiveResult(0, _messageType, endOfMessage: false);
+            }
+
+            var result = await _input.ReadAsync(cancellationToken).ConfigureAwait(false);
+            var available = result.Buffer;
+            if (available.IsEmpty && result.IsCompleted)
+            {
+                throw new WebSocketException(WebSocketError.ConnectionClosedPrematurely, "The peer closed the connection in the middle of a frame.");
+            }
+
+            var count = (int)Math.Min(Math.Min(available.Length, _frameRemaining), buffer.Length);
+            var target = buffer.Span[..count];
+            available.Slice(0, count).CopyTo(target);
+            _input.AdvanceTo(available.GetPosition(count));
+            _maskOffset = Unmask(target, _mask, _maskOffset);
+            _frameRemaining -= count;
+            if (_frameRemaining == 0)
+            {
+                _inFrame = false;
+            }
+
+            return EndFrame(count);
+        }
+        catch (ProtocolViolationException ex)
+        {
+            await FailAsync(WebSocketCloseStatus.ProtocolError, ex.Message).ConfigureAwait(false);
+            throw new WebSocketException(WebSocketError.Faulted, ex.Message, ex);
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or ConnectionResetException or ConnectionAbortedException or (IOException and not MessageTooBigException))
+        {
+            throw new WebSocketException(WebSocketError.ConnectionClosedPrematurely, ex);
+        }
+    }
+
+    private async Task<WebSocketReceiveResult> ReceiveSegmentAsync(ArraySegment<byte> buffer, CancellationToken cancellationToken)
+    {
+        var result = await ReceiveAsync(buffer.AsMemory(), cancellationToken).ConfigureAwait(false);
+        return result.MessageType == WebSocketMessageType.Close
+            ? new WebSocketReceiveResult(0, WebSocketMessageType.Close, true, _closeStatus, _closeStatusDescription)
+            : new WebSocketReceiveResult(result.Count, result.MessageType, result.EndOfMessage);
+    }
+
+    private ValueWebSocketReceiveResult EndFrame(int count)
+    {
+        var endOfMessage = !_inFrame && _frameFin;
+        if (endOfMessage)
+        {
+            _inMessage = false;
+        }
+
+        return new ValueWebSocketReceiveResult(count, _messageType, endOfMessage);
+    }
+
+    private void StartDataFrame(FrameHeader header)
+    {
+        if (header.Opcode == Opcode.Continuation)
+        {
+            if (!_inMessage)
+            {
+                throw Violation("A continuation frame arrived with no message to continue.");
+            }
+        }
+        else
+        {
+            if (_inMessage)
+            {
+                throw Violation("A new message started before the previous one's last fragment.");
+            }
+
+            _inMessage = true;
+            _messageBytes = 0;
+            _messageType = header.Opcode == Opcode.Text ? WebSocketMessageType.Text : WebSocketMessageType.Binary;
+        }
+
+        _messageBytes += header.Length;
+        if (_messageBytes > _maxMessageBytes)
+        {
+            throw new MessageTooBigException(_maxMessageBytes);
+        }
+
+        _inFrame = true;
+        _frameFin = header.Fin;
+        _frameRemaining = header.Length;
+        _mask = header.Mask;
+        _maskOffset = 0;
+    }
+
+    /// <summary>Reads one frame header, waiting for as many bytes as it needs.</summary>
+    private async ValueTask<FrameHeader> ReadHeaderAsync(CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var result = await _input.ReadAsync(cancellationToken).ConfigureAwait(false);
+            var buffer = result.Buffer;
+            if (TryParseHeader(buffer, out var header, out var length))
+            {
+                _input.AdvanceTo(buffer.GetPosition(length));
+                return header;
+            }
+
+            if (result.IsCompleted)
+            {
+                _input.AdvanceTo(buffer.End);
+                throw new WebSocketException(WebSocketError.ConnectionClosedPrematurely, "The peer closed the connection without a close frame.");
+            }
+
+            _input.AdvanceTo(buffer.Start, buffer.End);
+        }
+    }
+
+    private static bool TryParseHeader(ReadOnlySequence<byte> buffer, out FrameHeader header, out int length)
+    {
+        header = default;
+        length = 0;
+        if (buffer.Length < 2)
+        {
+            return false;
+        }
+
+        Span<byte> bytes = stackalloc byte[MaxHeaderBytes];
+        var first = buffer.FirstSpan;
+        var copied = (int)Math.Min(buffer.Length, MaxHeaderBytes);
+        if (first.Length >= copied)
+        {
+            first[..copied].CopyTo(bytes);
+        }
+        else
+        {
+            buffer.Slice(0, copied).CopyTo(bytes);
+        }
+
+        var b0 = bytes[0];
+        var b1 = bytes[1];
+        if ((b0 & 0x70) != 0)
+        {
+            throw Violation("Reserved bits are set, and no extension was negotiated.");
+        }
+
+        var opcode = (Opcode)(b0 & 0x0F);
+        if (opcode is not (Opcode.Continuation or Opcode.Text or Opcode.Binary or Opcode.Close or Opcode.Ping or Opcode.Pong))
+        {
+            throw Violation($"Unknown opcode {(int)opcode}.");
+        }
+
+        if ((b1 & 0x80) == 0)
+        {
+            throw Violation("Client frames must be masked.");
+        }
+
+        var fin = (b0 & Fin) != 0;
+        long payload = b1 & 0x7F;
+        var offset = 2;
+        if (payload == 126)
+        {
+            if (copied < 4)
+            {
+                return false;
+            }
+
+            payload = BinaryPrimitives.ReadUInt16BigEndian(bytes[2..]);
+            offset = 4;
+        }
+        else if (payload == 127)
+        {
+            if (copied < 10)
+            {
+                return false;
+            }
+
+            var wide = BinaryPrimitives.ReadUInt64BigEndian(bytes[2..]);
+            if (wide > long.MaxValue)
+            {
+                throw Violation("The payload length's most significant bit is set.");
+            }
+
+            payload = (long)wide;
+            offset = 10;
+        }
+
+        if (copied < offset + 4)
+        {
+            return false;
+        }
+
+        var isControl = opcode >= Opcode.Close;
+        if (isControl && (!fin || payload > MaxControlPayload))
+        {
+            throw Violation("Control frames must be unfragmented and carry at most 125 bytes.");
+        }
+
+        header = new FrameHeader(opcode, fin, payload, MemoryMarshal.Read<uint>(bytes.Slice(offset, 4)));
+        length = offset + 4;
+        return true;
+    }
+
+    /// <summary>Handles a ping, pong or close; returns the result to hand the caller for a close.</summary>
+    private async ValueTask<ValueWebSocketReceiveResult?> HandleControlFrameAsync(FrameHeader header, CancellationToken cancellationToken)
+    {
+        var payload = new byte[header.Length];
+        var read = 0;
+        while (read < payload.Length)
+        {
+            var result = await _input.ReadAsync(cancellationToken).ConfigureAwait(false);
+            var buffer = result.Buffer;
+            var count = (int)Math.Min(buffer.Length, payload.Length - read);
+            buffer.Slice(0, count).CopyTo(payload.AsSpan(read));
+            _input.AdvanceTo(buffer.GetPosition(count));
+            read += count;
+            if (read < payload.Length && result.IsCompleted)
+            {
+                throw new WebSocketException(WebSocketError.ConnectionClosedPrematurely, "The peer closed the connection in the middle of a frame.");
+            }
+        }
+
+        Unmask(payload, header.Mask, 0);
+        switch (header.Opcode)
+        {
+            case Opcode.Ping:
+                await WriteControlFrameAsync(Opcode.Pong, payload, cancellationToken).ConfigureAwait(false);
+                return null;
+            case Opcode.Pong:
+                Volatile.Write(ref _pongSeenAt, Environment.TickCount64);
+                return null;
+            default:
+                return await HandleCloseFrameAsync(payload).ConfigureAwait(false);
+        }
+    }
+
+    private async ValueTask<ValueWebSocketReceiveResult?> HandleCloseFrameAsync(byte[] payload)
+    {
+        var status = WebSocketCloseStatus.Empty;
+        string? description = null;
+        if (payload.Length == 1)
+        {
+            throw Violation("A close frame's payload must be empty or hold a 2-byte code.");
+        }
+
+        if (payload.Length >= 2)
+        {
+            var code = BinaryPrimitives.ReadUInt16BigEndian(payload);
+            if (!IsValidCloseCode(code))
+            {
+                throw Violation($"Close code {code} may not be sent.");
+            }
+
+            status = (WebSocketCloseStatus)code;
+            try
+            {
+                description = new UTF8Encoding(false, true).GetString(payload, 2, payload.Length - 2);
+            }
+            catch (DecoderFallbackException)
+            {
+                await FailAsync(WebSocketCloseStatus.InvalidPayloadData, "The close reason is not valid UTF-8.").ConfigureAwait(false);
+                throw new WebSocketException(WebSocketError.Faulted, "The close reason is not valid UTF-8.");
+            }
+        }
+
+        _closeStatus = status;
+        _closeStatusDescription = description;
+        lock (_stateGate)
+        {
+            _state = _state switch
+            {
+                WebSocketState.Open => WebSocketState.CloseReceived,
+                WebSocketState.CloseSent => WebSocketState.Closed,
+                _ => _state,
+            };
+        }
+
+        return new ValueWebSocketReceiveResult(0, WebSocketMessageType.Close, endOfMessage: true);
+    }
+
+    private static bool IsValidCloseCode(ushort code) =>
+        code is (>= 1000 and <= 1003) or (>= 1007 and <= 1014) or (>= 3000 and <= 4999);
+
+    private static ProtocolViolationException Violation(string reason) => new(reason);
+
+    /// <summary>Sends a close frame for a receive-side failure (no handshake wait) and marks the socket closed.</summary>
+    internal async Task FailAsync(WebSocketCloseStatus status, string reason)
+    {
+        bool write;
+        lock (_stateGate)
+        {
+            write = _state is WebSocketState.Open or WebSocketState.CloseReceived;
+            if (_state is not WebSocketState.Aborted)
+            {
+                _state = WebSocketState.Closed;
+            }
+        }
+
+        _keepAlive?.Dispose();
+        if (write)
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            try
+            {
+                await WriteCloseFrameAsync((ushort)status, reason, timeout.Token).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is WebSocketException or OperationCanceledException)
+            {
+                // The peer is gone or not reading: nothing more to say to it.
+            }
+        }
+    }
+
+    private Task WriteCloseFrameAsync(ushort code, string? reason, CancellationToken cancellationToken)
+    {
+        var payload = new byte[2 + Math.Min(Encoding.UTF8.GetByteCount(reason ?? string.Empty), MaxControlPayload - 2)];
+        BinaryPrimitives.WriteUInt16BigEndian(payload, code);
+        if (!string.IsNullOrEmpty(reason))
+        {
+            // A reason over 123 bytes is cut (at a character boundary).
+            var encoder = Encoding.UTF8.GetEncoder();
+            encoder.Convert(reason, payload.AsSpan(2), flush: true, out _, out _, out _);
+        }
+
+        return WriteControlFrameAsync(Opcode.Close, payload, cancellationToken).AsTask();
+    }
+
+    private async ValueTask WriteControlFrameAsync(Opcode opcode, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken)
+    {
+        await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var span = _output.GetSpan(2 + payload.Length);
+            span[0] = (byte)(Fin | (byte)opcode);
+            span[1] = (byte)payload.Length;
+            payload.Span.CopyTo(span[2..]);
+            _output.Advance(2 + payload.Length);
+            ThrowIfOutputClosed(await _output.FlushAsync(cancellationToken).ConfigureAwait(false));
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or IOException or ConnectionResetException or ConnectionAbortedException)
+        {
+            throw new WebSocketException(WebSocketError.ConnectionClosedPrematurely, ex);
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    private async ValueTask SendContendedAsync(ReadOnlyMemory<byte> buffer, WebSocketMessageType messageType, bool endOfMessage, CancellationToken cancellationToken)
+    {
+        await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (_state is not (WebSocketState.Open or WebSocketState.CloseReceived))
+            {
+                throw new WebSocketException(WebSocketError.InvalidState, $"The WebSocket is {_state}; nothing more can be sent.");
+            }
+
+            WriteDataFrame(buffer.Span, messageType, endOfMessage);
+            ThrowIfOutputClosed(await _output.FlushAsync(cancellationToken).ConfigureAwait(false));
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or IOException or ConnectionResetException or ConnectionAbortedException)
+        {
+            throw new WebSocketException(WebSocketError.ConnectionClosedPrematurely, ex);
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    private async ValueTask AwaitFlushThenReleaseAsync(ValueTask<FlushResult> flush)
+    {
+        try
+        {
+            ThrowIfOutputClosed(await flush.ConfigureAwait(false));
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or IOException or ConnectionResetException or ConnectionAbortedException)
+        {
+            throw new WebSocketException(WebSocketError.ConnectionClosedPrematurely, ex);
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    /// <summary>Header and payload into the output pipe (server frames are never masked). Under the write lock.</summary>
+    private void WriteDataFrame(ReadOnlySpan<byte> payload, WebSocketMessageType messageType, bool endOfMessage)
+    {
+        var opcode = _sendContinuation ? Opcode.Continuation : messageType == WebSocketMessageType.Text ? Opcode.Text : Opcode.Binary;
+        _sendContinuation = !endOfMessage;
+        var span = _output.GetSpan(MaxHeaderBytes);
+        span[0] = (byte)((endOfMessage ? Fin : 0) | (byte)opcode);
+        int headerLength;
+        if (payload.Length <= MaxControlPayload)
+        {
+            span[1] = (byte)payload.Length;
+            headerLength = 2;
+        }
+        else if (payload.Length <= ushort.MaxValue)
+        {
+            span[1] = 126;
+            BinaryPrimitives.WriteUInt16BigEndian(span[2..], (ushort)payload.Length);
+            headerLength = 4;
+        }
+        else
+        {
+            span[1] = 127;
+            BinaryPrimitives.WriteUInt64BigEndian(span[2..], (ulong)payload.Length);
+            headerLength = 10;
+        }
+
+        if (span.Length >= headerLength + payload.Length)
+        {
+            // Usually one copy into one block.
+            payload.CopyTo(span[headerLength..]);
+            _output.Advance(headerLength + payload.Length);
+            return;
+        }
+
+        _output.Advance(headerLength);
+        _output.Write(payload);
+    }
+
+    private static void ThrowIfOutputClosed(FlushResult result)
+    {
+        if (result.IsCompleted || result.IsCanceled)
+        {
+            throw new WebSocketException(WebSocketError.ConnectionClosedPrematurely, "The connection is closed.");
+        }
+    }
+
+    /// <summary>XORs the client's mask into <paramref name="data"/>, starting at mask byte <paramref name="offset"/>; returns the next offset.</summary>
+    private static int Unmask(Span<byte> data, uint mask, int offset)
+    {
+        if (data.IsEmpty)
+        {
+            return offset;
+        }
+
+        // Rotate the mask so that its first byte applies to data[0] (little-endian: byte k of
+        // the uint is mask byte k), then XOR eight bytes at a time.
+        var rotated = offset == 0 ? mask : (mask >> (offset * 8)) | (mask << (32 - (offset * 8)));
+        var wide = ((ulong)rotated << 32) | rotated;
+        var longs = MemoryMarshal.Cast<byte, ulong>(data);
+        for (var k = 0; k < longs.Length; k++)
+        {
+            longs[k] ^= wide;
+        }
+
+        Span<byte> maskBytes = stackalloc byte[4];
+        MemoryMarshal.Write(maskBytes, in rotated);
+        for (var i = longs.Length * 8; i < data.Length; i++)
+        {
+            data[i] ^= maskBytes[i & 3];
+        }
+
+        return (offset + data.Length) & 3;
+    }
+
+    private void OnKeepAliveTick()
+    {
+        if (_state is not WebSocketState.Open)
+        {
+            return;
+        }
+
+        var now = Environment.TickCount64;
+        var pingSentAt = _pingSentAt;
+        var awaitingPong = pingSentAt != 0 && Volatile.Read(ref _pongSeenAt) < pingSentAt;
+        if (awaitingPong && _keepAliveTimeout > 0)
+        {
+            var late = now - pingSentAt;
+            if (late >= _keepAliveTimeout)
+            {
+                // No pong within the timeout: the peer (or the path to it) is gone.
+                Abort();
+                return;
+            }
+
+            _keepAlive!.Change(TimeSpan.FromMilliseconds(_keepAliveTimeout - late), Timeout.InfiniteTimeSpan);
+            return;
+        }
+
+        var sinceLastPing = pingSentAt == 0 ? _keepAliveInterval : now - pingSentAt;
+        if (sinceLastPing < _keepAliveInterval)
+        {
+            _keepAlive!.Change(TimeSpan.FromMilliseconds(_keepAliveInterval - sinceLastPing), Timeout.InfiniteTimeSpan);
+            return;
+        }
+
+        _pingSentAt = now;
+        _ = SendKeepAlivePingAsync();
+        var next = _keepAliveTimeout > 0 ? Math.Min(_keepAliveInterval, _keepAliveTimeout) : _keepAliveInterval;
+        try
+        {
+            _keepAlive!.Change(TimeSpan.FromMilliseconds(next), Timeout.InfiniteTimeSpan);
+        }
+        catch (ObjectDisposedException)
+        {
+            // Closed meanwhile.
+        }
+    }
+
+    private async Task SendKeepAlivePingAsync()
+    {
+        var payload = new byte[8];
+        BinaryPrimitives.WriteInt64BigEndian(payload, _pingSentAt);
+        try
+        {
+            await WriteControlFrameAsync(Opcode.Ping, payload, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (WebSocketException)
+        {
+            // The connection is going; its receive loop will find out.
+        }
+    }
+
+    private enum Opcode : byte
+    {
+        Continuation = 0x0,
+        Text = 0x1,
+        Binary = 0x2,
+        Close = 0x8,
+        Ping = 0x9,
+        Pong = 0xA,
+    }
+
+    private readonly record struct FrameHeader(Opcode Opcode, bool Fin, long Length, uint Mask)
+    {
+        public bool IsControl => Opcode >= Opcode.Close;
+    }
+
+    /// <summary>A receive-side protocol violation: the socket answers it with close 1002.</summary>
+    private sealed class ProtocolViolationException(string message) : Exception(message);
+}
+
+/// <summary>A message's header announced more than <see cref="PipeWebSocket.MaxMessageBytes"/> in total.</summary>
+public sealed class MessageTooBigException(long limit)
+    : IOException($"Message larger than {limit} bytes.")
+{
+    public long Limit { get; } = limit;
+}
