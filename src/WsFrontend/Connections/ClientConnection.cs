@@ -17,7 +17,7 @@ namespace Broker.Frontend.Connections;
 public sealed class ClientConnection
 {
     private readonly WebSocket _socket;
-    private readonly Queue<byte[]> _outbox;
+    private Queue<byte[]>? _outbox;
     private readonly int _outboxFrames;
     private readonly TimeSpan _closeTimeout;
     private readonly CancellationTokenSource _receiveAbort = new();
@@ -49,7 +49,6 @@ public sealed class ClientConnection
         _socket = socket;
         _closeTimeout = closeTimeout;
         _outboxFrames = outboxFrames;
-        _outbox = new Queue<byte[]>(Math.Min(outboxFrames, 4));
     }
 
     public string Id { get; }
@@ -88,7 +87,7 @@ public sealed class ClientConnection
         {
             lock (_gate)
             {
-                return _outbox.Count;
+                return _outbox?.Count ?? 0;
             }
         }
     }
@@ -133,7 +132,7 @@ public sealed class ClientConnection
                     return;
                 }
 
-                if (_outbox.Count < _outboxFrames)
+                if (!_writing || _outbox is null || _outbox.Count < _outboxFrames)
                 {
                     // The writer took a frame meanwhile: try again.
                     continue;
@@ -194,7 +193,7 @@ public sealed class ClientConnection
             _outboxCompleted = true;
             if (dropPending)
             {
-                _outbox.Clear();
+                _outbox?.Clear();
             }
 
             write = !_writing;
@@ -209,7 +208,7 @@ public sealed class ClientConnection
         if (write)
         {
             // Not inline: Close is called from under other locks (a membership's, on overflow).
-            ThreadPool.UnsafeQueueUserWorkItem(static c => _ = c.WriteQueuedAsync(), this, preferLocal: false);
+            ThreadPool.UnsafeQueueUserWorkItem(static c => _ = c.WriteQueuedAsync(null), this, preferLocal: false);
         }
     }
 
@@ -218,32 +217,36 @@ public sealed class ClientConnection
     /// close frame. Runs on the thread that queued the first frame until a write cannot
     /// complete at once.
     /// </summary>
-    private async Task WriteQueuedAsync()
+    private async Task WriteQueuedAsync(byte[]? first)
     {
+        var frame = first;
         while (true)
         {
-            byte[] frame;
-            TaskCompletionSource? space;
-            lock (_gate)
+            if (frame is null)
             {
-                if (_broken || _outbox.Count == 0)
+                TaskCompletionSource? space;
+                lock (_gate)
                 {
-                    _writing = false;
-                    if (!_outboxCompleted)
+                    if (_broken || _outbox is null || _outbox.Count == 0)
                     {
-                        return;
+                        _writing = false;
+                        if (!_outboxCompleted)
+                        {
+                            return;
+                        }
+
+                        // Closing and nothing left: this writer keeps the socket for the close frame.
+                        _writing = true;
+                        break;
                     }
 
-                    // Closing and nothing left: this writer keeps the socket for the close frame.
-                    _writing = true;
-                    break;
+                    frame = _outbox.Dequeue();
+                    space = TakeSpaceWaiter();
                 }
 
-                frame = _outbox.Dequeue();
-                space = TakeSpaceWaiter();
+                space?.TrySetResult();
             }
 
-            space?.TrySetResult();
             try
             {
                 var pending = _socket.SendAsync(frame, WebSocketMessageType.Text, endOfMessage: true, CancellationToken.None);
@@ -258,6 +261,8 @@ public sealed class ClientConnection
                 Broken();
                 return;
             }
+
+            frame = null;
         }
 
         if (!_broken && _socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
@@ -288,19 +293,27 @@ public sealed class ClientConnection
                 return Queued.Closing;
             }
 
-            if (_outbox.Count >= _outboxFrames)
-            {
-                return Queued.Full;
-            }
-
-            _outbox.Enqueue(frame);
             write = !_writing;
-            _writing = true;
+            if (write)
+            {
+                // Nothing being written, so nothing queued: this frame goes straight to the socket.
+                _writing = true;
+            }
+            else
+            {
+                _outbox ??= new Queue<byte[]>(4);
+                if (_outbox.Count >= _outboxFrames)
+                {
+                    return Queued.Full;
+                }
+
+                _outbox.Enqueue(frame);
+            }
         }
 
         if (write)
         {
-            _ = WriteQueuedAsync();
+            _ = WriteQueuedAsync(frame);
         }
 
         return Queued.Yes;
@@ -321,7 +334,7 @@ public sealed class ClientConnection
         {
             _broken = true;
             _outboxCompleted = true;
-            _outbox.Clear();
+            _outbox?.Clear();
             space = TakeSpaceWaiter();
         }
 

@@ -50,7 +50,7 @@ public static partial class BrokerHostingExtensions
             builder.WebHost.ConfigureKestrel(kestrel => kestrel.ConfigureEndpointDefaults(endpoint =>
             {
                 var transport = new PipeTransportMiddleware(endpoint.ApplicationServices);
-                endpoint.Use(next => connection => transport.OnConnectionAsync(connection, () => next(connection)));
+                endpoint.Use(next => connection => transport.OnConnectionAsync(connection, next));
             }));
         }
 

@@ -32,14 +32,32 @@ public sealed class PipeTransportMiddleware
         _maxHeadBytes = limits.MaxRequestLineSize + limits.MaxRequestHeadersTotalSize;
     }
 
-    public async Task OnConnectionAsync(ConnectionContext connection, Func<Task> next)
+    public async Task OnConnectionAsync(ConnectionContext connection, ConnectionDelegate next)
+    {
+        // Split so that what stays alive for the socket's life is this small state machine.
+        var accepted = await AcceptAsync(connection);
+        if (accepted is null)
+        {
+            await next(connection);
+            return;
+        }
+
+        using var socket = accepted.Value.Socket;
+        var admitted = accepted.Value.Admitted;
+        await _services.GetRequiredService<Connections.ConnectionHandler>().RunAsync(socket, admitted.Namespace, admitted.Options, admitted.User, admitted.Expires);
+    }
+
+    /// <summary>
+    /// The handshake: a socket when the connection's first request is an upgrade this
+    /// transport takes and the namespace admits (101 sent); null, with nothing consumed, otherwise.
+    /// </summary>
+    private async Task<(PipeWebSocket Socket, Admitted Admitted)?> AcceptAsync(ConnectionContext connection)
     {
         var input = connection.Transport.Input;
         var (request, head) = await ReadUpgradeAsync(input, connection.ConnectionClosed);
         if (request is null)
         {
-            await next();
-            return;
+            return null;
         }
 
         var lifetime = _services.GetRequiredService<IHostApplicationLifetime>();
@@ -59,22 +77,16 @@ public sealed class PipeTransportMiddleware
         {
             // Refused: the HTTP endpoint reaches the same decision and answers it with its status.
             input.AdvanceTo(head.Start);
-            await next();
-            return;
+            return null;
         }
 
         input.AdvanceTo(head.End);
         var output = connection.Transport.Output;
         output.Write(Encoding.ASCII.GetBytes(
             "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: " + request.AcceptKey() + "\r\n\r\n"));
-        var flushed = await output.FlushAsync();
-        if (flushed.IsCompleted)
-        {
-            return;
-        }
-
-        using var socket = new PipeWebSocket(connection, _options.MaxFrameBytes, _options.KeepAliveInterval, _options.KeepAliveTimeout);
-        await _services.GetRequiredService<Connections.ConnectionHandler>().RunAsync(socket, admitted.Namespace, admitted.Options, admitted.User, admitted.Expires);
+        // A peer gone already is found by the first receive, like any other.
+        await output.FlushAsync();
+        return (new PipeWebSocket(connection, _options.MaxFrameBytes, _options.KeepAliveInterval, _options.KeepAliveTimeout), admitted);
     }
 
     /// <summary>

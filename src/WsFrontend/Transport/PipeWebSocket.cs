@@ -191,7 +191,52 @@ public sealed class PipeWebSocket : WebSocket
     /// handled on the way. An empty buffer waits for the next data frame's header without
     /// taking any payload (a zero-byte read).
     /// </summary>
-    public override async ValueTask<ValueWebSocketReceiveResult> ReceiveAsync(Memory<byte> buffer, CancellationToken cancellationToken)
+    public override ValueTask<ValueWebSocketReceiveResult> ReceiveAsync(Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        if (!buffer.IsEmpty || _inFrame || _state is not (WebSocketState.Open or WebSocketState.CloseSent))
+        {
+            return ReceiveCoreAsync(buffer, cancellationToken);
+        }
+
+        // A zero-byte read on an idle socket: wait for bytes with nothing but the pipe's own
+        // awaitable, so that an idle connection holds one small state machine, not the frame
+        // reader's. The bytes stay in the pipe (nothing consumed or examined) for the reader.
+        ValueTask<ReadResult> read;
+        try
+        {
+            read = _input.ReadAsync(cancellationToken);
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or IOException)
+        {
+            return ValueTask.FromException<ValueWebSocketReceiveResult>(new WebSocketException(WebSocketError.ConnectionClosedPrematurely, ex));
+        }
+
+        if (!read.IsCompleted)
+        {
+            return WaitForBytesThenReceiveAsync(read, cancellationToken);
+        }
+
+        _input.AdvanceTo(read.Result.Buffer.Start);
+        return ReceiveCoreAsync(buffer, cancellationToken);
+    }
+
+    private async ValueTask<ValueWebSocketReceiveResult> WaitForBytesThenReceiveAsync(ValueTask<ReadResult> read, CancellationToken cancellationToken)
+    {
+        ReadResult result;
+        try
+        {
+            result = await read.ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or ConnectionResetException or ConnectionAbortedException or IOException)
+        {
+            throw new WebSocketException(WebSocketError.ConnectionClosedPrematurely, ex);
+        }
+
+        _input.AdvanceTo(result.Buffer.Start);
+        return await ReceiveCoreAsync(Memory<byte>.Empty, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async ValueTask<ValueWebSocketReceiveResult> ReceiveCoreAsync(Memory<byte> buffer, CancellationToken cancellationToken)
     {
         if (_state is not (WebSocketState.Open or WebSocketState.CloseSent))
         {
