@@ -3,7 +3,7 @@
 # with the same workloads, one after the other; prints a side-by-side table with ratios.
 #
 #   scripts/compare.sh                          # ~11 min with the defaults
-#   scripts/compare.sh --duration 60 --conns 15000
+#   scripts/compare.sh --duration 60 --conns 18000
 #
 #   1. builds Release (Broker.sln, the load tool included)
 #   2. starts ours: Redis, 1 silo, 2 front-ends (cluster mode, as scripts/cluster.sh does, without nginx)
@@ -23,7 +23,7 @@
 #   --warmup S        warm-up seconds of fanout/echo/crossnode (default 3)
 #   --rate N          fanout publishes/s (default 500, over 10 publishers)
 #   --payload B       fanout data bytes (default 100)
-#   --conns N         idle connections opened on one front-end (default 10000; ≤ ~19k: fd limit)
+#   --conns N         idle connections opened on one front-end (default 15000, the issue's 0 → 15k; ≤ ~19k: fd limit)
 #   --conns-rate N    new connections per second (default 2000)
 #   --hold S          hold time of the idle connections (default 10)
 #   --prewarm S       unrecorded fanout before the measured ones, on each side (default 10; 0 = none):
@@ -42,7 +42,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
-duration=20 warmup=3 rate=500 payload=100 conns=10000 conns_rate=2000 hold=10 prewarm=10
+duration=20 warmup=3 rate=500 payload=100 conns=15000 conns_rate=2000 hold=10 prewarm=10
 only="" workloads="conns,fanout,saturate,bigrooms,echo,crossnode" out="" ours_args="--Broker:RateLimitPerSecond=0"
 while (($#)); do
   case "$1" in
