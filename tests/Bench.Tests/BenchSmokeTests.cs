@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using Broker.Bench.Reporting;
-using Broker.Bench.Tests.Infrastructure;
+using Broker.Frontend.Tests.Infrastructure;
 using Broker.Bench.Workloads;
 
 namespace Broker.Bench.Tests;
@@ -27,7 +27,7 @@ public sealed class BenchSmokeTests : IAsyncLifetime
     {
         var result = await FanoutRunner.RunAsync(new FanoutOptions
         {
-            Urls = [_server.Ws, _server.Ws],
+            Urls = [_server.Ws(), _server.Ws()],
             Rooms = 2,
             Members = 3,
             Publishers = 2,
@@ -65,7 +65,7 @@ public sealed class BenchSmokeTests : IAsyncLifetime
     {
         var result = await EchoRunner.RunAsync(new EchoOptions
         {
-            Urls = [_server.Ws],
+            Urls = [_server.Ws()],
             Connections = 4,
             Warmup = TimeSpan.FromSeconds(0.5),
             Duration = TimeSpan.FromSeconds(2),
@@ -85,7 +85,7 @@ public sealed class BenchSmokeTests : IAsyncLifetime
         var output = new StringWriter();
         var error = new StringWriter();
         var exit = await Program.BuildCommand()
-            .Parse(["fanout", "--url", _server.Ws.ToString(), "--rooms", "1", "--members", "2", "--publishers", "1",
+            .Parse(["fanout", "--url", _server.Ws().ToString(), "--rooms", "1", "--members", "2", "--publishers", "1",
                 "--rate", "20/s", "--duration", "2s", "--warmup", "500ms", "--json", "--pids", Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)])
             .InvokeAsync(new InvocationConfiguration { Output = output, Error = error });
 

@@ -8,6 +8,7 @@ namespace Broker.Frontend.Tests.Infrastructure;
 /// <summary>
 /// A complete broker (front-end + embedded silo) on a real Kestrel bound to 127.0.0.1:0, wired
 /// exactly as Program.cs wires it. Settings are configuration keys, e.g. "Broker:OutboxFrames".
+/// Shared with tests/Bench.Tests (linked), so it depends on nothing else of this project.
 /// </summary>
 public sealed class BrokerServer : IAsyncDisposable
 {
@@ -56,9 +57,6 @@ public sealed class BrokerServer : IAsyncDisposable
     /// <summary>ws://127.0.0.1:PORT/{pathAndQuery}</summary>
     public Uri Ws(string pathAndQuery = "") =>
         new(new Uri(HttpBase.ToString().Replace("http://", "ws://", StringComparison.Ordinal)), pathAndQuery.TrimStart('/'));
-
-    public Task<TestClient> ConnectAsync(string pathAndQuery = "", bool autoRead = true) =>
-        TestClient.ConnectAsync(Ws(pathAndQuery), autoRead);
 
     /// <summary>Stops the host the way Ctrl+C does.</summary>
     public Task StopAsync() => _app.StopAsync();

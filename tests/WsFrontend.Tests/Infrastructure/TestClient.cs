@@ -256,3 +256,10 @@ public readonly record struct ReceivedFrame(string Text, bool IsJson, JsonElemen
         }
     }
 }
+
+/// <summary>Connecting a <see cref="TestClient"/> to an in-process broker.</summary>
+public static class BrokerServerClients
+{
+    public static Task<TestClient> ConnectAsync(this BrokerServer server, string pathAndQuery = "", bool autoRead = true) =>
+        TestClient.ConnectAsync(server.Ws(pathAndQuery), autoRead);
+}
