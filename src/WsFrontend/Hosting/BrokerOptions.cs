@@ -45,6 +45,13 @@ public sealed class BrokerOptions
     /// </summary>
     public WebSocketTransport WebSocketTransport { get; set; } = WebSocketTransport.Pipe;
 
+    /// <summary>
+    /// With the pipe transport: frames are sent on the socket with a non-blocking send on the
+    /// delivering thread instead of through Kestrel's output pipe and send loop; a socket whose
+    /// kernel buffer fills up switches to the pipe for good (order kept).
+    /// </summary>
+    public bool DirectSocketWrites { get; set; } = true;
+
     /// <summary>Rooms one connection may be in at once; a join beyond it gets too_large.</summary>
     public int MaxRoomsPerConnection { get; set; } = DefaultMaxRoomsPerConnection;
 

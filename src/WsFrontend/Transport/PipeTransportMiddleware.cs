@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.IO.Pipelines;
+using System.Net.WebSockets;
 using System.Text;
 using Broker.Frontend.Hosting;
 using Microsoft.AspNetCore.Connections;
@@ -81,12 +82,22 @@ public sealed class PipeTransportMiddleware
         }
 
         input.AdvanceTo(head.End);
-        var output = connection.Transport.Output;
-        output.Write(Encoding.ASCII.GetBytes(
-            "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: " + request.AcceptKey() + "\r\n\r\n"));
-        // A peer gone already is found by the first receive, like any other.
-        await output.FlushAsync();
-        return (new PipeWebSocket(connection, _options.MaxFrameBytes, _options.KeepAliveInterval, _options.KeepAliveTimeout), admitted);
+        var socket = new PipeWebSocket(connection, _options.MaxFrameBytes, _options.KeepAliveInterval, _options.KeepAliveTimeout, _options.DirectSocketWrites);
+
+        try
+        {
+            await socket.SendHandshakeResponseAsync(Encoding.ASCII.GetBytes(
+                "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: " + request.AcceptKey() + "\r\n\r\n"));
+        }
+        catch (WebSocketException)
+        {
+            // Gone before the answer: nothing to run; the HTTP server finds the connection aborted.
+            socket.Dispose();
+            connection.Abort();
+            return null;
+        }
+
+        return (socket, admitted);
     }
 
     /// <summary>

@@ -1,10 +1,12 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.IO.Pipelines;
+using System.Net.Sockets;
 using System.Net.WebSockets;
 using System.Runtime.InteropServices;
 using System.Text;
 using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Connections.Features;
 
 namespace Broker.Frontend.Transport;
 
@@ -27,6 +29,14 @@ public sealed class PipeWebSocket : WebSocket
     private readonly ConnectionContext _connection;
     private readonly PipeReader _input;
     private readonly PipeWriter _output;
+    private const int DirectScratchBytes = 16 * 1024;
+
+    [ThreadStatic]
+    private static byte[]? t_scratch;
+
+    // The connection's socket while frames are sent on it directly; null once a send could not
+    // take a whole frame (from then on every frame goes through Kestrel's output pipe, in order).
+    private Socket? _direct;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly long _maxMessageBytes;
     private readonly ITimer? _keepAlive;
@@ -54,11 +64,22 @@ public sealed class PipeWebSocket : WebSocket
     private long _pingSentAt;
     private long _pongSeenAt;
 
-    public PipeWebSocket(ConnectionContext connection, long maxMessageBytes, TimeSpan keepAliveInterval, TimeSpan keepAliveTimeout)
+    /// <param name="directWrites">
+    /// Send frames on the connection's socket with a non-blocking send, not through Kestrel's
+    /// output pipe and its send loop; the pipe takes over for good the first time the kernel's
+    /// buffer cannot take a whole frame. Nothing may have been written to the pipe before.
+    /// </param>
+    public PipeWebSocket(ConnectionContext connection, long maxMessageBytes, TimeSpan keepAliveInterval, TimeSpan keepAliveTimeout, bool directWrites = false)
     {
         _connection = connection;
         _input = connection.Transport.Input;
         _output = connection.Transport.Output;
+        if (directWrites && connection.Features.Get<IConnectionSocketFeature>()?.Socket is { } socket)
+        {
+            socket.Blocking = false;
+            _direct = socket;
+        }
+
         _maxMessageBytes = maxMessageBytes;
         if (keepAliveInterval > TimeSpan.Zero)
         {
@@ -155,8 +176,7 @@ public sealed class PipeWebSocket : WebSocket
         var released = false;
         try
         {
-            WriteDataFrame(buffer.Span, messageType, endOfMessage);
-            var flush = _output.FlushAsync(cancellationToken);
+            var flush = WriteDataFrame(buffer.Span, messageType, endOfMessage, cancellationToken);
             if (!flush.IsCompleted)
             {
                 released = true;
@@ -593,12 +613,7 @@ public sealed class PipeWebSocket : WebSocket
         await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            var span = _output.GetSpan(2 + payload.Length);
-            span[0] = (byte)(Fin | (byte)opcode);
-            span[1] = (byte)payload.Length;
-            payload.Span.CopyTo(span[2..]);
-            _output.Advance(2 + payload.Length);
-            ThrowIfOutputClosed(await _output.FlushAsync(cancellationToken).ConfigureAwait(false));
+            ThrowIfOutputClosed(await WriteFrame((byte)(Fin | (byte)opcode), payload.Span, cancellationToken).ConfigureAwait(false));
         }
         catch (Exception ex) when (ex is InvalidOperationException or IOException or ConnectionResetException or ConnectionAbortedException)
         {
@@ -620,8 +635,7 @@ public sealed class PipeWebSocket : WebSocket
                 throw new WebSocketException(WebSocketError.InvalidState, $"The WebSocket is {_state}; nothing more can be sent.");
             }
 
-            WriteDataFrame(buffer.Span, messageType, endOfMessage);
-            ThrowIfOutputClosed(await _output.FlushAsync(cancellationToken).ConfigureAwait(false));
+            ThrowIfOutputClosed(await WriteDataFrame(buffer.Span, messageType, endOfMessage, cancellationToken).ConfigureAwait(false));
         }
         catch (Exception ex) when (ex is InvalidOperationException or IOException or ConnectionResetException or ConnectionAbortedException)
         {
@@ -649,42 +663,129 @@ public sealed class PipeWebSocket : WebSocket
         }
     }
 
-    /// <summary>Header and payload into the output pipe (server frames are never masked). Under the write lock.</summary>
-    private void WriteDataFrame(ReadOnlySpan<byte> payload, WebSocketMessageType messageType, bool endOfMessage)
+    /// <summary>The 101 response: the first bytes of the connection, on the same path as the frames after it.</summary>
+    internal async ValueTask SendHandshakeResponseAsync(byte[] response)
+    {
+        await _writeLock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            ThrowIfOutputClosed(await WriteBytes(response, CancellationToken.None).ConfigureAwait(false));
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    private ValueTask<FlushResult> WriteDataFrame(ReadOnlySpan<byte> payload, WebSocketMessageType messageType, bool endOfMessage, CancellationToken cancellationToken)
     {
         var opcode = _sendContinuation ? Opcode.Continuation : messageType == WebSocketMessageType.Text ? Opcode.Text : Opcode.Binary;
         _sendContinuation = !endOfMessage;
-        var span = _output.GetSpan(MaxHeaderBytes);
-        span[0] = (byte)((endOfMessage ? Fin : 0) | (byte)opcode);
+        return WriteFrame((byte)((endOfMessage ? Fin : 0) | (byte)opcode), payload, cancellationToken);
+    }
+
+    /// <summary>
+    /// One frame, header and payload (server frames are never masked), sent on the socket or
+    /// written into the output pipe; the result is the pipe's flush (completed when sent
+    /// directly). Under the write lock.
+    /// </summary>
+    private ValueTask<FlushResult> WriteFrame(byte first, ReadOnlySpan<byte> payload, CancellationToken cancellationToken)
+    {
+        Span<byte> header = stackalloc byte[MaxHeaderBytes];
+        header[0] = first;
         int headerLength;
         if (payload.Length <= MaxControlPayload)
         {
-            span[1] = (byte)payload.Length;
+            header[1] = (byte)payload.Length;
             headerLength = 2;
         }
         else if (payload.Length <= ushort.MaxValue)
         {
-            span[1] = 126;
-            BinaryPrimitives.WriteUInt16BigEndian(span[2..], (ushort)payload.Length);
+            header[1] = 126;
+            BinaryPrimitives.WriteUInt16BigEndian(header[2..], (ushort)payload.Length);
             headerLength = 4;
         }
         else
         {
-            span[1] = 127;
-            BinaryPrimitives.WriteUInt64BigEndian(span[2..], (ulong)payload.Length);
+            header[1] = 127;
+            BinaryPrimitives.WriteUInt64BigEndian(header[2..], (ulong)payload.Length);
             headerLength = 10;
         }
 
-        if (span.Length >= headerLength + payload.Length)
+        var total = headerLength + payload.Length;
+        if (_direct is not null)
+        {
+            // One buffer, one send: the frame is copied once, into a per-thread scratch buffer.
+            byte[]? rented = null;
+            var frame = total <= DirectScratchBytes
+                ? (t_scratch ??= new byte[DirectScratchBytes]).AsSpan(0, total)
+                : (rented = ArrayPool<byte>.Shared.Rent(total)).AsSpan(0, total);
+            try
+            {
+                header[..headerLength].CopyTo(frame);
+                payload.CopyTo(frame[headerLength..]);
+                return WriteBytes(frame, cancellationToken);
+            }
+            finally
+            {
+                if (rented is not null)
+                {
+                    ArrayPool<byte>.Shared.Return(rented);
+                }
+            }
+        }
+
+        var span = _output.GetSpan(total <= 4096 ? total : headerLength);
+        header[..headerLength].CopyTo(span);
+        if (span.Length >= total)
         {
             // Usually one copy into one block.
             payload.CopyTo(span[headerLength..]);
-            _output.Advance(headerLength + payload.Length);
-            return;
+            _output.Advance(total);
+        }
+        else
+        {
+            _output.Advance(headerLength);
+            _output.Write(payload);
         }
 
-        _output.Advance(headerLength);
-        _output.Write(payload);
+        return _output.FlushAsync(cancellationToken);
+    }
+
+    /// <summary>Bytes on the socket directly while it takes them whole, else into the output pipe. Under the write lock.</summary>
+    private ValueTask<FlushResult> WriteBytes(ReadOnlySpan<byte> bytes, CancellationToken cancellationToken)
+    {
+        if (_direct is { } socket)
+        {
+            int sent;
+            SocketError error;
+            try
+            {
+                sent = socket.Send(bytes, SocketFlags.None, out error);
+            }
+            catch (ObjectDisposedException ex)
+            {
+                throw new WebSocketException(WebSocketError.ConnectionClosedPrematurely, ex);
+            }
+
+            if (error == SocketError.Success && sent == bytes.Length)
+            {
+                return new ValueTask<FlushResult>(new FlushResult(isCanceled: false, isCompleted: false));
+            }
+
+            if (error is not (SocketError.Success or SocketError.WouldBlock))
+            {
+                throw new WebSocketException(WebSocketError.ConnectionClosedPrematurely, $"Send failed: {error}.");
+            }
+
+            // The kernel's buffer is full: the rest of this frame, and every frame after it, go
+            // through Kestrel's output pipe, whose send loop waits for the socket; order is kept.
+            _direct = null;
+            bytes = bytes[Math.Max(0, sent)..];
+        }
+
+        _output.Write(bytes);
+        return _output.FlushAsync(cancellationToken);
     }
 
     private static void ThrowIfOutputClosed(FlushResult result)
