@@ -100,67 +100,41 @@ public sealed partial class ConnectionHandler
         {
             // A zero-byte read waits for the next frame without holding a buffer: an idle
             // connection keeps no receive memory; a buffer is rented only while a frame is read.
-            ValueWebSocketReceiveResult result;
+            byte[]? buffer = null;
             try
             {
-                result = await socket.ReceiveAsync(Memory<byte>.Empty, connection.ReceiveAborted);
-            }
-            catch (MessageTooBigException)
-            {
-                CloseTooLarge(connection);
-                return;
-            }
-            catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or ObjectDisposedException or IOException)
-            {
-                return;
-            }
-
-            if (result.MessageType == WebSocketMessageType.Close)
-            {
-                connection.Close(CloseCodes.Normal, string.Empty);
-                return;
-            }
-
-            var buffer = ArrayPool<byte>.Shared.Rent(InitialReceiveBuffer);
-            try
-            {
+                ValueWebSocketReceiveResult result;
                 var count = 0;
-                while (!result.EndOfMessage)
+                try
                 {
-                    if (count == buffer.Length)
+                    result = await socket.ReceiveAsync(Memory<byte>.Empty, connection.ReceiveAborted);
+                    while (!result.EndOfMessage && count <= _options.MaxFrameBytes)
                     {
-                        var bigger = ArrayPool<byte>.Shared.Rent(Math.Min(buffer.Length * 2, _options.MaxFrameBytes + 1));
-                        buffer.AsSpan(0, count).CopyTo(bigger);
-                        ArrayPool<byte>.Shared.Return(buffer);
-                        buffer = bigger;
-                    }
-
-                    try
-                    {
+                        buffer = RoomFor(buffer, count);
                         result = await socket.ReceiveAsync(buffer.AsMemory(count), connection.ReceiveAborted);
+                        count += result.Count;
                     }
-                    catch (MessageTooBigException)
-                    {
-                        CloseTooLarge(connection);
-                        return;
-                    }
-                    catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or ObjectDisposedException or IOException)
-                    {
-                        return;
-                    }
+                }
+                catch (MessageTooBigException)
+                {
+                    CloseTooLarge(connection);
+                    return;
+                }
+                catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or ObjectDisposedException or IOException)
+                {
+                    return;
+                }
 
-                    if (result.MessageType == WebSocketMessageType.Close)
-                    {
-                        connection.Close(CloseCodes.Normal, string.Empty);
-                        return;
-                    }
+                if (result.MessageType == WebSocketMessageType.Close)
+                {
+                    connection.Close(CloseCodes.Normal, string.Empty);
+                    return;
+                }
 
-                    count += result.Count;
-                    if (count > _options.MaxFrameBytes)
-                    {
-                        CloseTooLarge(connection);
-                        return;
-                    }
+                if (count > _options.MaxFrameBytes)
+                {
+                    CloseTooLarge(connection);
+                    return;
                 }
 
                 if (result.MessageType == WebSocketMessageType.Binary)
@@ -173,9 +147,31 @@ public sealed partial class ConnectionHandler
             }
             finally
             {
-                ArrayPool<byte>.Shared.Return(buffer);
+                if (buffer is not null)
+                {
+                    ArrayPool<byte>.Shared.Return(buffer);
+                }
             }
         }
+    }
+
+    /// <summary>A pooled buffer with room after its first <paramref name="count"/> bytes (rented, or grown up to MaxFrameBytes + 1).</summary>
+    private byte[] RoomFor(byte[]? buffer, int count)
+    {
+        if (buffer is null)
+        {
+            return ArrayPool<byte>.Shared.Rent(InitialReceiveBuffer);
+        }
+
+        if (count < buffer.Length)
+        {
+            return buffer;
+        }
+
+        var bigger = ArrayPool<byte>.Shared.Rent(Math.Min(buffer.Length * 2, _options.MaxFrameBytes + 1));
+        buffer.AsSpan(0, count).CopyTo(bigger);
+        ArrayPool<byte>.Shared.Return(buffer);
+        return bigger;
     }
 
     /// <summary>A message over MaxFrameBytes (counted here, or announced by a pipe transport frame header).</summary>

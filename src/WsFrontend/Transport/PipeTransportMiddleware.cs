@@ -19,15 +19,19 @@ namespace Broker.Frontend.Transport;
 /// </summary>
 public sealed class PipeTransportMiddleware
 {
-    private readonly IServiceProvider _services;
     private readonly BrokerOptions _options;
+    private readonly IHostApplicationLifetime _lifetime;
+    private readonly TokenAuthenticator _tokens;
+    private readonly Connections.ConnectionHandler _handler;
     private readonly TimeSpan _headTimeout;
     private readonly int _maxHeadBytes;
 
     public PipeTransportMiddleware(IServiceProvider services)
     {
-        _services = services;
         _options = services.GetRequiredService<IOptions<BrokerOptions>>().Value;
+        _lifetime = services.GetRequiredService<IHostApplicationLifetime>();
+        _tokens = services.GetRequiredService<TokenAuthenticator>();
+        _handler = services.GetRequiredService<Connections.ConnectionHandler>();
         var limits = services.GetRequiredService<IOptions<KestrelServerOptions>>().Value.Limits;
         _headTimeout = limits.RequestHeadersTimeout;
         _maxHeadBytes = limits.MaxRequestLineSize + limits.MaxRequestHeadersTotalSize;
@@ -45,7 +49,7 @@ public sealed class PipeTransportMiddleware
 
         using var socket = accepted.Value.Socket;
         var admitted = accepted.Value.Admitted;
-        await _services.GetRequiredService<Connections.ConnectionHandler>().RunAsync(socket, admitted.Namespace, admitted.Options, admitted.User, admitted.Expires);
+        await _handler.RunAsync(socket, admitted.Namespace, admitted.Options, admitted.User, admitted.Expires);
     }
 
     /// <summary>
@@ -61,19 +65,18 @@ public sealed class PipeTransportMiddleware
             return null;
         }
 
-        var lifetime = _services.GetRequiredService<IHostApplicationLifetime>();
         var query = QueryHelpers.ParseQuery(request.Query);
         var (admitted, _) = await ConnectAdmission.AdmitAsync(
             new ConnectRequest(
                 request.Path,
                 IsWebSocket: true,
-                lifetime.ApplicationStopping.IsCancellationRequested,
+                _lifetime.ApplicationStopping.IsCancellationRequested,
                 request.Authorization,
                 request.Origin,
                 query.TryGetValue("token", out var token) ? token.ToString() : null,
                 query.TryGetValue("user", out var user) ? user.ToString() : string.Empty),
             _options,
-            _services.GetRequiredService<TokenAuthenticator>());
+            _tokens);
         if (admitted is null)
         {
             // Refused: the HTTP endpoint reaches the same decision and answers it with its status.

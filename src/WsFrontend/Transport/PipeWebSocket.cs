@@ -180,7 +180,7 @@ public sealed class PipeWebSocket : WebSocket
             if (!flush.IsCompleted)
             {
                 released = true;
-                return AwaitFlushThenReleaseAsync(flush);
+                return FlushThenReleaseAsync(flush);
             }
 
             ThrowIfOutputClosed(flush.Result);
@@ -226,7 +226,7 @@ public sealed class PipeWebSocket : WebSocket
         {
             read = _input.ReadAsync(cancellationToken);
         }
-        catch (Exception ex) when (ex is InvalidOperationException or IOException)
+        catch (Exception ex) when (IsTransportFailure(ex))
         {
             return ValueTask.FromException<ValueWebSocketReceiveResult>(new WebSocketException(WebSocketError.ConnectionClosedPrematurely, ex));
         }
@@ -247,7 +247,7 @@ public sealed class PipeWebSocket : WebSocket
         {
             result = await read.ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is InvalidOperationException or ConnectionResetException or ConnectionAbortedException or IOException)
+        catch (Exception ex) when (IsTransportFailure(ex))
         {
             throw new WebSocketException(WebSocketError.ConnectionClosedPrematurely, ex);
         }
@@ -317,7 +317,7 @@ public sealed class PipeWebSocket : WebSocket
             await FailAsync(WebSocketCloseStatus.ProtocolError, ex.Message).ConfigureAwait(false);
             throw new WebSocketException(WebSocketError.Faulted, ex.Message, ex);
         }
-        catch (Exception ex) when (ex is InvalidOperationException or ConnectionResetException or ConnectionAbortedException or (IOException and not MessageTooBigException))
+        catch (Exception ex) when (IsTransportFailure(ex) && ex is not MessageTooBigException)
         {
             throw new WebSocketException(WebSocketError.ConnectionClosedPrematurely, ex);
         }
@@ -567,7 +567,7 @@ public sealed class PipeWebSocket : WebSocket
     private static ProtocolViolationException Violation(string reason) => new(reason);
 
     /// <summary>Sends a close frame for a receive-side failure (no handshake wait) and marks the socket closed.</summary>
-    internal async Task FailAsync(WebSocketCloseStatus status, string reason)
+    private async Task FailAsync(WebSocketCloseStatus status, string reason)
     {
         bool write;
         lock (_stateGate)
@@ -608,52 +608,55 @@ public sealed class PipeWebSocket : WebSocket
         return WriteControlFrameAsync(Opcode.Close, payload, cancellationToken).AsTask();
     }
 
-    private async ValueTask WriteControlFrameAsync(Opcode opcode, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken)
+    private ValueTask WriteControlFrameAsync(Opcode opcode, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken) =>
+        WriteLockedAsync(
+            (First: (byte)(Fin | (byte)opcode), Payload: payload),
+            static (socket, frame, ct) => socket.WriteFrame(frame.First, frame.Payload.Span, ct),
+            cancellationToken);
+
+    private ValueTask SendContendedAsync(ReadOnlyMemory<byte> buffer, WebSocketMessageType messageType, bool endOfMessage, CancellationToken cancellationToken) =>
+        WriteLockedAsync(
+            (Payload: buffer, Type: messageType, End: endOfMessage),
+            static (socket, frame, ct) => socket._state is WebSocketState.Open or WebSocketState.CloseReceived
+                ? socket.WriteDataFrame(frame.Payload.Span, frame.Type, frame.End, ct)
+                : throw new WebSocketException(WebSocketError.InvalidState, $"The WebSocket is {socket._state}; nothing more can be sent."),
+            cancellationToken);
+
+    /// <summary>The 101 response: the first bytes of the connection, on the same path as the frames after it.</summary>
+    internal ValueTask SendHandshakeResponseAsync(byte[] response) =>
+        WriteLockedAsync(response, static (socket, bytes, ct) => socket.WriteBytes(bytes, ct), CancellationToken.None);
+
+    /// <summary>Waits for the write lock, writes under it (synchronously) and releases it once the write is flushed.</summary>
+    private async ValueTask WriteLockedAsync<TState>(TState state, Func<PipeWebSocket, TState, CancellationToken, ValueTask<FlushResult>> write, CancellationToken cancellationToken)
     {
         await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        ValueTask<FlushResult> flush;
         try
         {
-            ThrowIfOutputClosed(await WriteFrame((byte)(Fin | (byte)opcode), payload.Span, cancellationToken).ConfigureAwait(false));
+            flush = write(this, state, cancellationToken);
         }
-        catch (Exception ex) when (ex is InvalidOperationException or IOException or ConnectionResetException or ConnectionAbortedException)
-        {
-            throw new WebSocketException(WebSocketError.ConnectionClosedPrematurely, ex);
-        }
-        finally
+        catch (Exception ex) when (IsTransportFailure(ex))
         {
             _writeLock.Release();
-        }
-    }
-
-    private async ValueTask SendContendedAsync(ReadOnlyMemory<byte> buffer, WebSocketMessageType messageType, bool endOfMessage, CancellationToken cancellationToken)
-    {
-        await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            if (_state is not (WebSocketState.Open or WebSocketState.CloseReceived))
-            {
-                throw new WebSocketException(WebSocketError.InvalidState, $"The WebSocket is {_state}; nothing more can be sent.");
-            }
-
-            ThrowIfOutputClosed(await WriteDataFrame(buffer.Span, messageType, endOfMessage, cancellationToken).ConfigureAwait(false));
-        }
-        catch (Exception ex) when (ex is InvalidOperationException or IOException or ConnectionResetException or ConnectionAbortedException)
-        {
             throw new WebSocketException(WebSocketError.ConnectionClosedPrematurely, ex);
         }
-        finally
+        catch
         {
             _writeLock.Release();
+            throw;
         }
+
+        await FlushThenReleaseAsync(flush).ConfigureAwait(false);
     }
 
-    private async ValueTask AwaitFlushThenReleaseAsync(ValueTask<FlushResult> flush)
+    /// <summary>Awaits a write's flush with the write lock held, then releases it.</summary>
+    private async ValueTask FlushThenReleaseAsync(ValueTask<FlushResult> flush)
     {
         try
         {
             ThrowIfOutputClosed(await flush.ConfigureAwait(false));
         }
-        catch (Exception ex) when (ex is InvalidOperationException or IOException or ConnectionResetException or ConnectionAbortedException)
+        catch (Exception ex) when (IsTransportFailure(ex))
         {
             throw new WebSocketException(WebSocketError.ConnectionClosedPrematurely, ex);
         }
@@ -663,19 +666,9 @@ public sealed class PipeWebSocket : WebSocket
         }
     }
 
-    /// <summary>The 101 response: the first bytes of the connection, on the same path as the frames after it.</summary>
-    internal async ValueTask SendHandshakeResponseAsync(byte[] response)
-    {
-        await _writeLock.WaitAsync().ConfigureAwait(false);
-        try
-        {
-            ThrowIfOutputClosed(await WriteBytes(response, CancellationToken.None).ConfigureAwait(false));
-        }
-        finally
-        {
-            _writeLock.Release();
-        }
-    }
+    /// <summary>What a closed or reset connection throws from its pipes (ConnectionResetException is an IOException, ConnectionAbortedException an OperationCanceledException).</summary>
+    private static bool IsTransportFailure(Exception ex) =>
+        ex is InvalidOperationException or IOException or ConnectionAbortedException;
 
     private ValueTask<FlushResult> WriteDataFrame(ReadOnlySpan<byte> payload, WebSocketMessageType messageType, bool endOfMessage, CancellationToken cancellationToken)
     {
@@ -903,7 +896,4 @@ public sealed class PipeWebSocket : WebSocket
 
 /// <summary>A message's header announced more than <see cref="PipeWebSocket.MaxMessageBytes"/> in total.</summary>
 public sealed class MessageTooBigException(long limit)
-    : IOException($"Message larger than {limit} bytes.")
-{
-    public long Limit { get; } = limit;
-}
+    : IOException($"Message larger than {limit} bytes.");
