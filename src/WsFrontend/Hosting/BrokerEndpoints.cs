@@ -48,11 +48,6 @@ public static partial class BrokerEndpoints
         var (admitted, refusal) = await ConnectAdmission.AdmitAsync(request, options, services.GetRequiredService<TokenAuthenticator>());
         if (admitted is null)
         {
-            if (refusal.Status == StatusCodes.Status426UpgradeRequired)
-            {
-                context.Response.Headers.Upgrade = "websocket";
-            }
-
             await RefuseAsync(context, refusal.Status, refusal.Message);
             return;
         }
@@ -63,6 +58,13 @@ public static partial class BrokerEndpoints
 
     private static Task RefuseAsync(HttpContext context, int status, string message)
     {
+        if (status == StatusCodes.Status426UpgradeRequired)
+        {
+            // RFC 6455 4.4: say which protocol and which version to upgrade to (also to a client that asked for another version).
+            context.Response.Headers.Upgrade = "websocket";
+            context.Response.Headers.SecWebSocketVersion = "13";
+        }
+
         context.Response.StatusCode = status;
         context.Response.ContentType = "text/plain; charset=utf-8";
         return context.Response.WriteAsync(message + "\n");

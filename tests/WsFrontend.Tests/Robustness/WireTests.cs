@@ -374,18 +374,24 @@ public sealed class WireTests(WireTests.Servers servers) : IClassFixture<WireTes
 
         var response = await client.ReadHttpResponseAsync("the response to a plain GET /chat");
         Assert.True(response.Status == 426, $"Expected 426, got: {response.Head}{response.Body}");
+        Assert.Equal("websocket", response.Header("Upgrade"));
+        Assert.Equal("13", response.Header("Sec-WebSocket-Version"));
     }
 
-    [Fact]
-    public async Task Http_UpgradeWithVersion8_4xxNot101()
+    [Theory]
+    [InlineData(Pipe)]
+    [InlineData(AspNetCore)]
+    public async Task Http_UpgradeWithVersion8_426ListingVersion13(string transport)
     {
-        var server = await servers.ForAsync(Pipe);
+        var server = await servers.ForAsync(transport);
         using var client = await WireConnection.ConnectAsync(server);
 
         await client.WriteAsync(WireConnection.UpgradeRequest(server, "/chat?user=a", WireConnection.NewKey(), version: "8"));
 
+        // RFC 6455 4.4: a server that does not speak the client's version says which ones it does.
         var response = await client.ReadHttpResponseAsync("the response to Sec-WebSocket-Version: 8");
-        Assert.True(response.Status is >= 400 and < 500, $"Expected a 4xx, got: {response.Head}{response.Body}");
+        Assert.True(response.Status == 426, $"Expected 426, got: {response.Head}{response.Body}");
+        Assert.Equal("13", response.Header("Sec-WebSocket-Version"));
     }
 
     [Fact]
