@@ -40,6 +40,15 @@ public interface IFrontendRegistryGrain : IGrainWithStringKey
     /// <summary>Asks to be told (<see cref="IFrontendWatcher.FrontendLost"/>) when the front-end's lease runs out.</summary>
     [OneWay, Alias("Watch")]
     Task Watch(string frontendId, IFrontendWatcher watcher);
+
+    /// <summary>
+    /// The watcher has no members left on the front-end: it need not be told any more. Without it
+    /// the registry would keep every user that ever connected through a front-end until that
+    /// front-end is lost. Only user grains unwatch: should this one-way call overtake a later
+    /// <see cref="Watch"/>, a user grain still learns of the loss when its next delivery fails.
+    /// </summary>
+    [OneWay, Alias("Unwatch")]
+    Task Unwatch(string frontendId, IFrontendWatcher watcher);
 }
 
 /// <summary>A grain holding members on front-ends: told when one of them is lost.</summary>

@@ -70,6 +70,10 @@ internal static partial class FrontendMembership
     public static void Watch(IGrainFactory grains, string frontendId, IFrontendWatcher watcher) =>
         _ = grains.Ref<IFrontendRegistryGrain>(IFrontendRegistryGrain.Key).Watch(frontendId, watcher);
 
+    /// <summary>Tells the registry the watcher has no members left on the front-end (one-way).</summary>
+    public static void Unwatch(IGrainFactory grains, string frontendId, IFrontendWatcher watcher) =>
+        _ = grains.Ref<IFrontendRegistryGrain>(IFrontendRegistryGrain.Key).Unwatch(frontendId, watcher);
+
     [LoggerMessage(Level = LogLevel.Warning, Message = "Could not list live front-ends; membership will come from their heartbeats")]
     private static partial void LogRebuildSkipped(ILogger logger, Exception exception);
 

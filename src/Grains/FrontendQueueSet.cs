@@ -15,13 +15,16 @@ internal sealed class FrontendQueueSet<T>
     private readonly Action<string, Exception> _onFailure;
     private readonly Action<string, Exception> _onRetry;
     private readonly bool _redeliver;
+    private readonly Action? _onDrained;
 
     /// <param name="send">Sends one batch to a front-end.</param>
     /// <param name="onFailure">A front-end fell too far behind: its queue is already gone; the owner drops its members.</param>
     /// <param name="onRetry">A batch failed and is resent (or, without redelivery, dropped).</param>
     /// <param name="redeliver">Whether a failed batch is resent: only for items the front-end can recognise twice.</param>
-    public FrontendQueueSet(Func<IFrontendObserver, ImmutableArray<T>, Task> send, Action<string, Exception> onFailure, Action<string, Exception> onRetry, bool redeliver)
+    /// <param name="onDrained">The last queue went away once idle: nothing is left to send anywhere.</param>
+    public FrontendQueueSet(Func<IFrontendObserver, ImmutableArray<T>, Task> send, Action<string, Exception> onFailure, Action<string, Exception> onRetry, bool redeliver, Action? onDrained = null)
     {
+        _onDrained = onDrained;
         _send = send;
         _onFailure = onFailure;
         _onRetry = onRetry;
@@ -41,13 +44,24 @@ internal sealed class FrontendQueueSet<T>
         return queue.MemberCount++ == 0;
     }
 
-    public void RemoveMember(string frontendId)
+    /// <summary>Counts one member less on the front-end; true when it has none left.</summary>
+    public bool RemoveMember(string frontendId)
     {
-        if (_queues.TryGetValue(frontendId, out var queue) && --queue.MemberCount == 0 && queue.IsIdle)
+        if (!_queues.TryGetValue(frontendId, out var queue) || --queue.MemberCount > 0)
+        {
+            return false;
+        }
+
+        if (queue.IsIdle)
         {
             _queues.Remove(frontendId);
         }
+
+        return true;
     }
+
+    /// <summary>No front-end has a queue: no members anywhere and nothing in flight.</summary>
+    public bool IsEmpty => _queues.Count == 0;
 
     /// <summary>Queues the item to every front-end that holds members.</summary>
     public void Broadcast(T item)
@@ -84,6 +98,10 @@ internal sealed class FrontendQueueSet<T>
         if (queue.MemberCount == 0 && _queues.TryGetValue(queue.FrontendId, out var current) && ReferenceEquals(current, queue))
         {
             _queues.Remove(queue.FrontendId);
+            if (_queues.Count == 0)
+            {
+                _onDrained?.Invoke();
+            }
         }
     }
 

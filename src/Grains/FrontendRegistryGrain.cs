@@ -114,6 +114,16 @@ public sealed partial class FrontendRegistryGrain : Grain, IFrontendRegistryGrai
         return Task.CompletedTask;
     }
 
+    public Task Unwatch(string frontendId, IFrontendWatcher watcher)
+    {
+        if (_frontends.TryGetValue(frontendId, out var entry))
+        {
+            entry.Watchers.Remove(watcher);
+        }
+
+        return Task.CompletedTask;
+    }
+
     private void StartSweeping() =>
         _sweep ??= this.RegisterGrainTimer(Sweep, new GrainTimerCreationOptions(SweepInterval, SweepInterval) { KeepAlive = true });
 

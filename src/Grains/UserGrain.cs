@@ -25,7 +25,7 @@ public sealed partial class UserGrain : Grain, IUserGrain
     public UserGrain(ILogger<UserGrain> logger)
     {
         _logger = logger;
-        _frontends = new FrontendQueueSet<DirectMessage>(SendAsync, OnFrontendFailed, OnDeliveryFailed, redeliver: false);
+        _frontends = new FrontendQueueSet<DirectMessage>(SendAsync, OnFrontendFailed, OnDeliveryFailed, redeliver: false, onDrained: DeactivateIfUnused);
     }
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
@@ -44,7 +44,12 @@ public sealed partial class UserGrain : Grain, IUserGrain
     {
         if (_frontendByConnection.Remove(connectionId, out var frontendId))
         {
-            _frontends.RemoveMember(frontendId);
+            if (_frontends.RemoveMember(frontendId))
+            {
+                FrontendMembership.Unwatch(GrainFactory, frontendId, SelfReference<IFrontendWatcher>.Of(this, GrainFactory));
+            }
+
+            DeactivateIfUnused();
         }
 
         return Task.CompletedTask;
@@ -95,6 +100,20 @@ public sealed partial class UserGrain : Grain, IUserGrain
         }
 
         _frontendByConnection[connectionId] = frontendId;
+    }
+
+    /// <summary>
+    /// A user with no connection and nothing in flight is not kept for the collection age
+    /// (15 min): with connection churn those activations (one per anonymous connection) would
+    /// pile up on the silos. Messages still being delivered keep it until they are (a quick
+    /// reconnect then finds them in order).
+    /// </summary>
+    private void DeactivateIfUnused()
+    {
+        if (_frontendByConnection.Count == 0 && _frontends.IsEmpty)
+        {
+            this.DeactivateOnIdle();
+        }
     }
 
     private void DropFrontend(string frontendId)

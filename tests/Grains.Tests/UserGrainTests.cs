@@ -52,6 +52,37 @@ public sealed class UserGrainTests(ClusterFixture fixture) : GrainTestBase(fixtu
     }
 
     [Fact]
+    public async Task Disconnect_LastConnection_DeactivatesTheUser()
+    {
+        var key = NewKey("user");
+        var user = User(key);
+        var a = NewFrontend("a");
+        await user.Connect(new UserConnection("c1", a.Id, a.Reference));
+        await user.Connect(new UserConnection("c2", a.Id, a.Reference));
+        await user.Disconnect("c1");
+        Assert.True(await IsActiveAsync(key), "The user still has a connection: its activation must stay.");
+
+        await user.Disconnect("c2");
+
+        // Deactivation follows the turn; wait for it rather than for a fixed time.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (await IsActiveAsync(key))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "The user grain was still active 10 s after its last connection left.");
+            await Task.Delay(50);
+        }
+
+        // A later activation starts empty and still answers.
+        Assert.Equal(0, await user.Send(Message("bob", "{}")));
+    }
+
+    private async Task<bool> IsActiveAsync(string key)
+    {
+        var stats = await Client.GetGrain<IManagementGrain>(0).GetDetailedGrainStatistics();
+        return stats.Any(s => s.GrainId.ToString().EndsWith(key, StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Disconnect_OneConnection_ReducesCount()
     {
         var user = User(NewKey("user"));
