@@ -65,15 +65,44 @@ public sealed class UserGrainTests(ClusterFixture fixture) : GrainTestBase(fixtu
         await user.Disconnect("c2");
 
         // Deactivation follows the turn; wait for it rather than for a fixed time.
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        while (await IsActiveAsync(key))
-        {
-            Assert.True(DateTime.UtcNow < deadline, "The user grain was still active 10 s after its last connection left.");
-            await Task.Delay(50);
-        }
+        await WaitUntilAsync(async () => !await IsActiveAsync(key), TimeSpan.FromSeconds(10), "the user grain to deactivate after its last connection left");
 
         // A later activation starts empty and still answers.
         Assert.Equal(0, await user.Send(Message("bob", "{}")));
+    }
+
+    [Fact]
+    public async Task Disconnect_LastConnectionOnFrontend_NotToldWhenThatFrontendIsLost()
+    {
+        var gone = NewKey("user");
+        var stays = NewKey("user");
+        var a = NewFrontend("a");
+        await User(gone).Connect(new UserConnection("g1", a.Id, a.Reference));
+        await User(stays).Connect(new UserConnection("s1", a.Id, a.Reference));
+        await User(gone).Disconnect("g1");
+        await WaitUntilAsync(async () => !await IsActiveAsync(gone), TimeSpan.FromSeconds(10), "the user without connections to deactivate");
+
+        // The front-end's lease runs out: the user still on it is told, and drops its connection there.
+        await Client.GetGrain<IFrontendRegistryGrain>(IFrontendRegistryGrain.Key).Renew(new FrontendLease(a.Id, a.Reference, TimeSpan.FromMilliseconds(300), KnownFrontends: 0));
+        await WaitUntilAsync(async () => await User(stays).Send(Message("bob", "{}")) == 0, TimeSpan.FromSeconds(15), "the watching user to hear that the front-end was lost");
+
+        // The one that unwatched is not: telling it would activate it again.
+        var window = DateTime.UtcNow + TimeSpan.FromSeconds(2);
+        while (DateTime.UtcNow < window)
+        {
+            Assert.False(await IsActiveAsync(gone), "The user that had unwatched the front-end was told it was lost (it was activated again).");
+            await Task.Delay(100);
+        }
+    }
+
+    private static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout, string what)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (!await condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"Timed out after {timeout.TotalSeconds:0} s waiting for {what}.");
+            await Task.Delay(100);
+        }
     }
 
     private async Task<bool> IsActiveAsync(string key)
