@@ -123,6 +123,8 @@ public sealed partial class UserGrain : Grain, IUserGrain
         {
             _frontendByConnection.Remove(connectionId);
         }
+
+        DeactivateIfUnused();
     }
 
     /// <summary>
