@@ -21,7 +21,7 @@ internal sealed class FrontendQueueSet<T>
     /// <param name="onFailure">A front-end fell too far behind: its queue is already gone; the owner drops its members.</param>
     /// <param name="onRetry">A batch failed and is resent (or, without redelivery, dropped).</param>
     /// <param name="redeliver">Whether a failed batch is resent: only for items the front-end can recognise twice.</param>
-    /// <param name="onDrained">The last queue went away once idle: nothing is left to send anywhere.</param>
+    /// <param name="onDrained">The last queue went away (no members on any front-end, nothing in flight), whichever way it went.</param>
     public FrontendQueueSet(Func<IFrontendObserver, ImmutableArray<T>, Task> send, Action<string, Exception> onFailure, Action<string, Exception> onRetry, bool redeliver, Action? onDrained = null)
     {
         _onDrained = onDrained;
@@ -54,14 +54,11 @@ internal sealed class FrontendQueueSet<T>
 
         if (queue.IsIdle)
         {
-            _queues.Remove(frontendId);
+            Forget(frontendId);
         }
 
         return true;
     }
-
-    /// <summary>No front-end has a queue: no members anywhere and nothing in flight.</summary>
-    public bool IsEmpty => _queues.Count == 0;
 
     /// <summary>Queues the item to every front-end that holds members.</summary>
     public void Broadcast(T item)
@@ -90,6 +87,7 @@ internal sealed class FrontendQueueSet<T>
         if (_queues.Remove(frontendId, out var queue))
         {
             queue.Close();
+            NotifyIfDrained();
         }
     }
 
@@ -97,11 +95,7 @@ internal sealed class FrontendQueueSet<T>
     {
         if (queue.MemberCount == 0 && _queues.TryGetValue(queue.FrontendId, out var current) && ReferenceEquals(current, queue))
         {
-            _queues.Remove(queue.FrontendId);
-            if (_queues.Count == 0)
-            {
-                _onDrained?.Invoke();
-            }
+            Forget(queue.FrontendId);
         }
     }
 
@@ -111,6 +105,22 @@ internal sealed class FrontendQueueSet<T>
         {
             _queues.Remove(queue.FrontendId);
             _onFailure(queue.FrontendId, exception);
+            NotifyIfDrained();
+        }
+    }
+
+    /// <summary>Removes a front-end's queue and tells the owner when it was the last one.</summary>
+    private void Forget(string frontendId)
+    {
+        _queues.Remove(frontendId);
+        NotifyIfDrained();
+    }
+
+    private void NotifyIfDrained()
+    {
+        if (_queues.Count == 0)
+        {
+            _onDrained?.Invoke();
         }
     }
 }

@@ -25,7 +25,7 @@ public sealed partial class UserGrain : Grain, IUserGrain
     public UserGrain(ILogger<UserGrain> logger)
     {
         _logger = logger;
-        _frontends = new FrontendQueueSet<DirectMessage>(SendAsync, OnFrontendFailed, OnDeliveryFailed, redeliver: false, onDrained: DeactivateIfUnused);
+        _frontends = new FrontendQueueSet<DirectMessage>(SendAsync, OnFrontendFailed, OnDeliveryFailed, redeliver: false, onDrained: OnDrained);
     }
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
@@ -48,8 +48,6 @@ public sealed partial class UserGrain : Grain, IUserGrain
             {
                 FrontendMembership.Unwatch(GrainFactory, frontendId, SelfReference<IFrontendWatcher>.Of(this, GrainFactory));
             }
-
-            DeactivateIfUnused();
         }
 
         return Task.CompletedTask;
@@ -108,13 +106,7 @@ public sealed partial class UserGrain : Grain, IUserGrain
     /// pile up on the silos. Messages still being delivered keep it until they are (a quick
     /// reconnect then finds them in order).
     /// </summary>
-    private void DeactivateIfUnused()
-    {
-        if (_frontendByConnection.Count == 0 && _frontends.IsEmpty)
-        {
-            this.DeactivateOnIdle();
-        }
-    }
+    private void OnDrained() => this.DeactivateOnIdle();
 
     private void DropFrontend(string frontendId)
     {
@@ -123,8 +115,6 @@ public sealed partial class UserGrain : Grain, IUserGrain
         {
             _frontendByConnection.Remove(connectionId);
         }
-
-        DeactivateIfUnused();
     }
 
     /// <summary>
