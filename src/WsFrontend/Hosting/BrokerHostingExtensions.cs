@@ -45,7 +45,13 @@ public static partial class BrokerHostingExtensions
         var section = builder.Configuration.GetSection(BrokerOptions.SectionName);
         var inline = section.GetValue(nameof(BrokerOptions.InlineSocketScheduling), BrokerOptions.DefaultInlineSocketScheduling);
         builder.WebHost.UseSockets(o => o.UnsafePreferInlineScheduling = inline);
-        if (section.GetValue(nameof(BrokerOptions.WebSocketTransport), WebSocketTransport.Pipe) == WebSocketTransport.Pipe)
+        var pipe = section.GetValue(nameof(BrokerOptions.WebSocketTransport), WebSocketTransport.Pipe) == WebSocketTransport.Pipe;
+        if (pipe && section.GetValue(nameof(BrokerOptions.SocketTransport), SocketTransport.Broker) == SocketTransport.Broker)
+        {
+            // Registered after Kestrel's socket transport, so Kestrel binds IP endpoints with it.
+            builder.Services.AddSingleton<Microsoft.AspNetCore.Connections.IConnectionListenerFactory, BrokerSocketTransportFactory>();
+        }
+        else if (pipe)
         {
             builder.WebHost.ConfigureKestrel(kestrel => kestrel.ConfigureEndpointDefaults(endpoint =>
             {

@@ -32,13 +32,15 @@ public sealed class BrokerOptions
     /// Socket reads and writes continue on the thread that completed them instead of being
     /// handed to another thread (Kestrel's UnsafePreferInlineScheduling): a frame written to a
     /// socket goes out in the caller's own send call. Nothing in the front-end blocks a thread.
+    /// Applies to Kestrel's socket transport (<see cref="SocketTransport.Kestrel"/>, or the
+    /// AspNetCore WebSocket transport); the broker's own sockets have no pipes to schedule.
     /// </summary>
     public bool InlineSocketScheduling { get; set; } = DefaultInlineSocketScheduling;
 
     /// <summary>
     /// Who speaks WebSocket on namespace connections. <see cref="WebSocketTransport.Pipe"/> (the
-    /// default): the broker's own RFC 6455 server on Kestrel's connection pipe, once the upgrade
-    /// request is read off the connection — no HTTP request objects kept per socket.
+    /// default): the broker's own RFC 6455 server on the connection (see <see cref="SocketTransport"/>),
+    /// once the upgrade request is read off it — no HTTP request objects kept per socket.
     /// <see cref="WebSocketTransport.AspNetCore"/>: ASP.NET Core's WebSocket middleware.
     /// Requests the pipe transport does not take (other paths, refusals, unusual requests) are
     /// always served by Kestrel's HTTP server.
@@ -46,9 +48,19 @@ public sealed class BrokerOptions
     public WebSocketTransport WebSocketTransport { get; set; } = WebSocketTransport.Pipe;
 
     /// <summary>
+    /// Who owns the TCP connections of IP endpoints, with the pipe transport.
+    /// <see cref="SocketTransport.Broker"/> (the default): the broker accepts them, reads the first
+    /// request itself and runs an admitted WebSocket on the bare socket (a zero-byte receive
+    /// while idle, no pipes or receive loop, nothing of Kestrel's per connection); every other
+    /// connection goes to Kestrel's HTTP server with nothing consumed.
+    /// <see cref="SocketTransport.Kestrel"/>: Kestrel's socket transport for every connection.
+    /// </summary>
+    public SocketTransport SocketTransport { get; set; } = SocketTransport.Broker;
+
+    /// <summary>
     /// With the pipe transport: frames are sent on the socket with a non-blocking send on the
-    /// delivering thread instead of through Kestrel's output pipe and send loop; a socket whose
-    /// kernel buffer fills up switches to the pipe for good (order kept).
+    /// delivering thread instead of through the transport's writer; a socket whose kernel buffer
+    /// fills up switches to the writer for good (order kept).
     /// </summary>
     public bool DirectSocketWrites { get; set; } = true;
 
@@ -202,6 +214,13 @@ public sealed class EmbeddedSiloOptions
 
     /// <summary>Redis ("HOST:PORT") where the embedded silo's rooms keep epoch, seq and history; unset keeps them in memory.</summary>
     public string? StoreRedis { get; set; }
+}
+
+/// <summary>See <see cref="BrokerOptions.SocketTransport"/>.</summary>
+public enum SocketTransport
+{
+    Broker,
+    Kestrel,
 }
 
 /// <summary>See <see cref="BrokerOptions.WebSocketTransport"/>.</summary>

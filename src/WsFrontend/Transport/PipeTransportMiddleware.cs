@@ -11,9 +11,11 @@ using Microsoft.Extensions.Options;
 namespace Broker.Frontend.Transport;
 
 /// <summary>
-/// Kestrel connection middleware in front of the HTTP server: reads the first request off a new
-/// connection and, when it is a plain upgrade to a namespace that admits it, answers 101 itself
-/// and runs the connection on a <see cref="PipeWebSocket"/>. Every other connection — other
+/// Reads the first request off a new connection and, when it is a plain upgrade to a namespace
+/// that admits it, answers 101 itself and runs the connection on a <see cref="PipeWebSocket"/>.
+/// Called by <see cref="BrokerSocketTransportFactory"/> for every socket it accepts, or, with
+/// <c>Broker:SocketTransport=Kestrel</c>, as Kestrel connection middleware in front of the HTTP
+/// server. Every other connection — other
 /// paths, refusals (answered by the HTTP endpoint with the same decision and its status),
 /// anything unusual — is handed to the HTTP server with nothing consumed.
 /// </summary>
@@ -39,27 +41,46 @@ public sealed class PipeTransportMiddleware
 
     public async Task OnConnectionAsync(ConnectionContext connection, ConnectionDelegate next)
     {
+        if (!await TryRunAsync(connection))
+        {
+            await next(connection);
+        }
+    }
+
+    /// <summary>
+    /// Runs the connection as a WebSocket to its end when its first request is an upgrade this
+    /// transport takes and the namespace admits, and returns true; returns false, with nothing
+    /// consumed, for every other connection (the HTTP server's to serve).
+    /// </summary>
+    public async Task<bool> TryRunAsync(ConnectionContext connection)
+    {
         // Split so that what stays alive for the socket's life is this small state machine.
         var accepted = await AcceptAsync(connection);
         if (accepted is null)
         {
-            await next(connection);
-            return;
+            return false;
         }
 
         using var socket = accepted.Value.Socket;
-        var admitted = accepted.Value.Admitted;
-        await _handler.RunAsync(socket, admitted.Namespace, admitted.Options, admitted.User, admitted.Expires);
+        await RunAsync(socket, accepted.Value.Admitted);
+        return true;
     }
+
+    /// <summary>An accepted socket's life, from the welcome to its close.</summary>
+    internal Task RunAsync(PipeWebSocket socket, Admitted admitted) =>
+        _handler.RunAsync(socket, admitted.Namespace, admitted.Options, admitted.User, admitted.Expires);
 
     /// <summary>
     /// The handshake: a socket when the connection's first request is an upgrade this
     /// transport takes and the namespace admits (101 sent); null, with nothing consumed, otherwise.
     /// </summary>
-    private async Task<(PipeWebSocket Socket, Admitted Admitted)?> AcceptAsync(ConnectionContext connection)
+    internal async Task<(PipeWebSocket Socket, Admitted Admitted)?> AcceptAsync(ConnectionContext connection)
     {
         var input = connection.Transport.Input;
-        var (request, head) = await ReadUpgradeAsync(input, connection.ConnectionClosed);
+        // A broker socket's reads fail by themselves when it closes; its own token would be
+        // one more object kept for the connection's life.
+        var closed = connection is BrokerSocketConnection ? CancellationToken.None : connection.ConnectionClosed;
+        var (request, head) = await ReadUpgradeAsync(input, closed);
         if (request is null)
         {
             return null;

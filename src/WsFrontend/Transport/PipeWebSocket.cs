@@ -28,7 +28,6 @@ public sealed class PipeWebSocket : WebSocket
 
     private readonly ConnectionContext _connection;
     private readonly PipeReader _input;
-    private readonly PipeWriter _output;
     private const int DirectScratchBytes = 16 * 1024;
 
     [ThreadStatic]
@@ -73,8 +72,7 @@ public sealed class PipeWebSocket : WebSocket
     {
         _connection = connection;
         _input = connection.Transport.Input;
-        _output = connection.Transport.Output;
-        if (directWrites && connection.Features.Get<IConnectionSocketFeature>()?.Socket is { } socket)
+        if (directWrites && ((connection as IConnectionSocketFeature) ?? connection.Features.Get<IConnectionSocketFeature>())?.Socket is { } socket)
         {
             socket.Blocking = false;
             _direct = socket;
@@ -88,6 +86,10 @@ public sealed class PipeWebSocket : WebSocket
             _keepAlive = TimeProvider.System.CreateTimer(static s => ((PipeWebSocket)s!).OnKeepAliveTick(), this, keepAliveInterval, Timeout.InfiniteTimeSpan);
         }
     }
+
+    // The transport's writer, asked for only when a frame goes that way: a broker socket makes
+    // its writer on first use, and a socket that always takes its frames whole never needs one.
+    private PipeWriter Output => _connection.Transport.Output;
 
     /// <summary>Largest message (all its fragments) <see cref="ReceiveAsync(Memory{byte}, CancellationToken)"/> accepts.</summary>
     public long MaxMessageBytes => _maxMessageBytes;
@@ -728,21 +730,22 @@ public sealed class PipeWebSocket : WebSocket
             }
         }
 
-        var span = _output.GetSpan(total <= 4096 ? total : headerLength);
+        var output = Output;
+        var span = output.GetSpan(total <= 4096 ? total : headerLength);
         header[..headerLength].CopyTo(span);
         if (span.Length >= total)
         {
             // Usually one copy into one block.
             payload.CopyTo(span[headerLength..]);
-            _output.Advance(total);
+            output.Advance(total);
         }
         else
         {
-            _output.Advance(headerLength);
-            _output.Write(payload);
+            output.Advance(headerLength);
+            output.Write(payload);
         }
 
-        return _output.FlushAsync(cancellationToken);
+        return output.FlushAsync(cancellationToken);
     }
 
     /// <summary>Bytes on the socket directly while it takes them whole, else into the output pipe. Under the write lock.</summary>
@@ -777,8 +780,9 @@ public sealed class PipeWebSocket : WebSocket
             bytes = bytes[Math.Max(0, sent)..];
         }
 
-        _output.Write(bytes);
-        return _output.FlushAsync(cancellationToken);
+        var output = Output;
+        output.Write(bytes);
+        return output.FlushAsync(cancellationToken);
     }
 
     private static void ThrowIfOutputClosed(FlushResult result)

@@ -20,10 +20,10 @@ public sealed class KeepAliveTests
         await using var server = await BrokerServer.StartAsync(FastKeepAlive);
         using var raw = await RawWebSocket.ConnectAsync(server.HttpBase, "/chat?user=mute");
         var clock = Stopwatch.StartNew();
-        await WaitUntilAsync(() => server.Node.ConnectionCount == 1, TimeSpan.FromSeconds(5), "the raw connection to register");
+        await Eventually.WaitUntilAsync(() => server.Node.ConnectionCount == 1, TimeSpan.FromSeconds(5), "the raw connection to register");
 
         // It never reads and never answers a ping: the server must give up on it.
-        await WaitUntilAsync(() => server.Node.ConnectionCount == 0, TimeSpan.FromSeconds(12), "the mute connection to be dropped");
+        await Eventually.WaitUntilAsync(() => server.Node.ConnectionCount == 0, TimeSpan.FromSeconds(12), "the mute connection to be dropped");
         Assert.True(clock.Elapsed >= TimeSpan.FromSeconds(1), $"Dropped after {clock.Elapsed}, before a keep-alive interval had passed.");
 
         // And the TCP connection really is gone: reading finds EOF or a reset.
@@ -48,16 +48,5 @@ public sealed class KeepAliveTests
         Assert.False(client.Closed.IsCompleted, "The server closed a client that answers its pings.");
         Assert.Equal(1, server.Node.ConnectionCount);
         Assert.True(pings > 0);
-    }
-
-    /// <summary>A bounded poll, for state that raises no event (the server's connection count).</summary>
-    private static async Task WaitUntilAsync(Func<bool> condition, TimeSpan timeout, string what)
-    {
-        var clock = Stopwatch.StartNew();
-        while (!condition())
-        {
-            Assert.True(clock.Elapsed < timeout, $"Timed out after {timeout} waiting for {what}.");
-            await Task.Delay(25);
-        }
     }
 }

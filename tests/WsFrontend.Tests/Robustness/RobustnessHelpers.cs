@@ -9,6 +9,20 @@ using Broker.Frontend.Tests.Infrastructure;
 
 namespace Broker.Frontend.Tests.Robustness;
 
+/// <summary>A bounded poll, for state that raises no event (the server's connection count).</summary>
+internal static class Eventually
+{
+    public static async Task WaitUntilAsync(Func<bool> condition, TimeSpan timeout, string what)
+    {
+        var clock = Stopwatch.StartNew();
+        while (!condition())
+        {
+            Assert.True(clock.Elapsed < timeout, $"Timed out after {timeout} waiting for {what}.");
+            await Task.Delay(25);
+        }
+    }
+}
+
 /// <summary>Small readers of server frames.</summary>
 internal static class Frame
 {
