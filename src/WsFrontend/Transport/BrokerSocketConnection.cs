@@ -120,6 +120,13 @@ public sealed class BrokerSocketConnection : ConnectionContext, IDuplexPipe, ICo
         set => _remote = value;
     }
 
+    /// <summary>
+    /// Completes when the socket has bytes to read, or has been closed, without taking them or
+    /// any buffer (a zero-byte receive). For a caller that found the reader holding nothing unread.
+    /// </summary>
+    internal ValueTask<int> WaitForBytesAsync(CancellationToken cancellationToken) =>
+        _socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, cancellationToken);
+
     /// <summary>Closes the socket at once; pending reads and writes fail.</summary>
     public override void Abort(ConnectionAbortedException abortReason) => Close();
 

@@ -220,6 +220,11 @@ public sealed class PipeWebSocket : WebSocket
             return ReceiveCoreAsync(buffer, cancellationToken);
         }
 
+        if (_connection is BrokerSocketConnection broker)
+        {
+            return WaitOnSocketThenReceive(broker, buffer, cancellationToken);
+        }
+
         // A zero-byte read on an idle socket: wait for bytes with nothing but the pipe's own
         // awaitable, so that an idle connection holds one small state machine, not the frame
         // reader's. The bytes stay in the pipe (nothing consumed or examined) for the reader.
@@ -240,6 +245,46 @@ public sealed class PipeWebSocket : WebSocket
 
         _input.AdvanceTo(read.Result.Buffer.Start);
         return ReceiveCoreAsync(buffer, cancellationToken);
+    }
+
+    /// <summary>
+    /// The idle wait on a broker socket: when its reader holds nothing unread, the socket's own
+    /// zero-byte receive, so that an idle connection holds neither the reader's read nor its
+    /// cancellation registrations, only the socket's operation and one small state machine.
+    /// </summary>
+    private ValueTask<ValueWebSocketReceiveResult> WaitOnSocketThenReceive(BrokerSocketConnection broker, Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        ValueTask<int> wait;
+        try
+        {
+            if (_input.TryRead(out var unread))
+            {
+                _input.AdvanceTo(unread.Buffer.Start);
+                return ReceiveCoreAsync(buffer, cancellationToken);
+            }
+
+            wait = broker.WaitForBytesAsync(cancellationToken);
+        }
+        catch (Exception ex) when (IsTransportFailure(ex) || ex is SocketException)
+        {
+            return ValueTask.FromException<ValueWebSocketReceiveResult>(new WebSocketException(WebSocketError.ConnectionClosedPrematurely, ex));
+        }
+
+        return wait.IsCompletedSuccessfully ? ReceiveCoreAsync(buffer, cancellationToken) : WaitOnSocketThenReceiveAsync(wait, cancellationToken);
+    }
+
+    private async ValueTask<ValueWebSocketReceiveResult> WaitOnSocketThenReceiveAsync(ValueTask<int> wait, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await wait.ConfigureAwait(false);
+        }
+        catch (Exception ex) when (IsTransportFailure(ex) || ex is SocketException)
+        {
+            throw new WebSocketException(WebSocketError.ConnectionClosedPrematurely, ex);
+        }
+
+        return await ReceiveCoreAsync(Memory<byte>.Empty, cancellationToken).ConfigureAwait(false);
     }
 
     private async ValueTask<ValueWebSocketReceiveResult> WaitForBytesThenReceiveAsync(ValueTask<ReadResult> read, CancellationToken cancellationToken)
