@@ -271,7 +271,9 @@ public sealed partial class ConnectionHandler
         await connection.ReplyAsync(FrameWriter.Joined(frame.Id, room, result.Seq, result.Epoch, result.Recovered));
         while (true)
         {
-            await connection.WaitForOutboxBelowAsync(_options.OutboxFrames / 2);
+            // The live stream takes over with the outbox empty: its pushes never wait, and the
+            // catch-up's frames ahead of them may be large (up to MaxFrameBytes each).
+            await connection.WaitForOutboxBelowAsync(0);
             if (membership.TakeDeliverable() is not { } caughtUp)
             {
                 break;

@@ -12,7 +12,9 @@ namespace Broker.Frontend.Hosting;
 /// members leave their rooms). Every HeartbeatInterval — and at once when the registry did not
 /// know it — it restates its members to each room and user grain it has connections in: that
 /// keeps those activations alive and rebuilds whatever a lost activation forgot. The front-end
-/// is the source of truth for its own sockets.
+/// is the source of truth for its own sockets. The routine restatement is spread over half the
+/// interval (one call per room or user; a burst of them all at once stalls the silo's deliveries
+/// for tens of milliseconds); one that rebuilds after a loss goes out at once.
 /// </summary>
 public sealed partial class FrontendHeartbeat : BackgroundService
 {
@@ -21,8 +23,11 @@ public sealed partial class FrontendHeartbeat : BackgroundService
     private readonly BrokerOptions _options;
     private readonly ILogger<FrontendHeartbeat> _logger;
     private readonly IClusterReadiness _cluster;
+    private static readonly TimeSpan RestateTick = TimeSpan.FromMilliseconds(100);
+
     private int _knownFrontends;
     private bool _restateRequested;
+    private int _gatewayLosses;
 
     public FrontendHeartbeat(FrontendNode node, IGrainFactory grains, IOptions<BrokerOptions> options, IClusterReadiness cluster, ILogger<FrontendHeartbeat> logger)
     {
@@ -91,23 +96,29 @@ public sealed partial class FrontendHeartbeat : BackgroundService
     {
         var lastSync = DateTime.UtcNow;
         var owed = false;
-        var losses = _cluster.GatewayLosses;
+        _gatewayLosses = _cluster.GatewayLosses;
         using var timer = new PeriodicTimer(_options.LeaseInterval);
         try
         {
             while (await timer.WaitForNextTickAsync(stoppingToken))
             {
-                var lossesNow = _cluster.GatewayLosses;
-                var requested = Volatile.Read(ref _restateRequested);
-                if (!(owed || requested || lossesNow != losses || _node.OwedLeaves.Count > 0 || DateTime.UtcNow - lastSync >= _options.HeartbeatInterval))
+                var urgent = owed || RebuildWanted() || _node.OwedLeaves.Count > 0;
+                if (!urgent && DateTime.UtcNow - lastSync >= _options.HeartbeatInterval)
+                {
+                    lastSync = DateTime.UtcNow;
+                    owed = !await BeatAsync(_options.HeartbeatInterval / 2, stoppingToken);
+                    continue;
+                }
+
+                if (!urgent)
                 {
                     continue;
                 }
 
-                losses = lossesNow;
+                _gatewayLosses = _cluster.GatewayLosses;
                 Volatile.Write(ref _restateRequested, false);
                 lastSync = DateTime.UtcNow;
-                owed = !await BeatAsync(stoppingToken);
+                owed = !await BeatAsync(TimeSpan.Zero, stoppingToken);
             }
         }
         catch (OperationCanceledException)
@@ -116,8 +127,17 @@ public sealed partial class FrontendHeartbeat : BackgroundService
         }
     }
 
-    /// <summary>Restates every local member; false when some room or user did not take it.</summary>
-    internal async Task<bool> BeatAsync(CancellationToken cancellationToken = default)
+    /// <summary>The registry did not know this front-end, or a gateway connection was lost since the last rebuild.</summary>
+    private bool RebuildWanted() => Volatile.Read(ref _restateRequested) || _cluster.GatewayLosses != _gatewayLosses;
+
+    /// <summary>
+    /// Restates every local member; false when some room or user did not take it. With a
+    /// <paramref name="spread"/>, the calls go out in equal slices every 100 ms over that time,
+    /// each with the members of its room or user as they are when it leaves (not as they were
+    /// when the restatement began, which would re-add connections closed meanwhile); the rest
+    /// go at once if a rebuild becomes wanted meanwhile.
+    /// </summary>
+    internal async Task<bool> BeatAsync(TimeSpan spread, CancellationToken cancellationToken = default)
     {
         var calls = new List<Task>();
         foreach (var leave in _node.OwedLeaves)
@@ -125,17 +145,28 @@ public sealed partial class FrontendHeartbeat : BackgroundService
             calls.Add(SettleAsync(leave));
         }
 
-        foreach (var (key, memberships) in _node.Rooms.Snapshot())
+        var rooms = _node.Rooms.Snapshot().Select(r => r.Key).ToList();
+        var users = _node.Users.Snapshot().Select(u => u.Key).ToList();
+        var total = rooms.Count + users.Count;
+        var ticks = Math.Max(1, (int)(spread / RestateTick));
+        var perTick = Math.Max(1, (total + ticks - 1) / ticks);
+        var wantedBefore = RebuildWanted();
+        for (var sent = 0; sent < total;)
         {
-            var members = memberships.Select(m => new RoomMemberRef(m.Connection.Id, m.Connection.User)).ToImmutableArray();
-            var policy = memberships[0].Connection.Policy;
-            calls.Add(_grains.Ref<IRoomGrain>(key).SyncFrontend(new FrontendRoomSync(_node.Id, _node.Reference, policy, members)));
-        }
+            var end = !wantedBefore && RebuildWanted() ? total : Math.Min(total, sent + perTick);
+            for (; sent < end; sent++)
+            {
+                var call = sent < rooms.Count ? RestateRoom(rooms[sent]) : RestateUser(users[sent - rooms.Count]);
+                if (call is not null)
+                {
+                    calls.Add(call);
+                }
+            }
 
-        foreach (var (key, connections) in _node.Users.Snapshot())
-        {
-            var ids = connections.Select(c => c.Id).ToImmutableArray();
-            calls.Add(_grains.Ref<IUserGrain>(key).SyncFrontend(_node.Id, _node.Reference, ids));
+            if (sent < total)
+            {
+                await Task.Delay(RestateTick, cancellationToken);
+            }
         }
 
         try
@@ -148,6 +179,31 @@ public sealed partial class FrontendHeartbeat : BackgroundService
             LogHeartbeatFailed(_logger, calls.Count(c => !c.IsCompletedSuccessfully), ex);
             return false;
         }
+    }
+
+    private Task? RestateRoom(string key)
+    {
+        var memberships = _node.Rooms.Get(key);
+        if (memberships.Length == 0)
+        {
+            return null;
+        }
+
+        var members = memberships.Select(m => new RoomMemberRef(m.Connection.Id, m.Connection.User)).ToImmutableArray();
+        var policy = memberships[0].Connection.Policy;
+        return _grains.Ref<IRoomGrain>(key).SyncFrontend(new FrontendRoomSync(_node.Id, _node.Reference, policy, members));
+    }
+
+    private Task? RestateUser(string key)
+    {
+        var connections = _node.Users.Get(key);
+        if (connections.Length == 0)
+        {
+            return null;
+        }
+
+        var ids = connections.Select(c => c.Id).ToImmutableArray();
+        return _grains.Ref<IUserGrain>(key).SyncFrontend(_node.Id, _node.Reference, ids);
     }
 
     private async Task SettleAsync(OwedLeave leave)
