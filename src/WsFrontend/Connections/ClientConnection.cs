@@ -28,6 +28,7 @@ public sealed class ClientConnection
     private bool _writing;
     private bool _outboxCompleted;
     private bool _broken;
+    private bool _userGrainKnows;
     private int _closeRequested;
     private WebSocketCloseStatus _closeStatus;
     private string _closeReason = string.Empty;
@@ -95,6 +96,17 @@ public sealed class ClientConnection
     public void MarkFinished() => _finished.TrySetResult();
 
     public bool IsClosing => Volatile.Read(ref _closeRequested) != 0;
+
+    /// <summary>
+    /// Whether the user grain knows this connection: told at connect, or asked for it by the
+    /// grain (the rebuild before a direct message to a generated anonymous id). Only then is it
+    /// told of the disconnect and restated by the heartbeat.
+    /// </summary>
+    public bool UserGrainKnows
+    {
+        get => Volatile.Read(ref _userGrainKnows);
+        set => Volatile.Write(ref _userGrainKnows, value);
+    }
 
     /// <summary>The close status this side asked for, once it asked.</summary>
     public WebSocketCloseStatus? CloseStatus => IsClosing ? _closeStatus : null;

@@ -36,9 +36,17 @@ public sealed partial class ConnectionHandler
     }
 
     /// <param name="expires">When the connection's token expires: the connection is then closed with 1008.</param>
-    public async Task RunAsync(WebSocket socket, string ns, NamespaceOptions nsOptions, string user, DateTimeOffset? expires = null)
+    /// <param name="generatedUser">
+    /// The user id was made up for this connection alone: its user grain is not told of it (no
+    /// activation per anonymous connection) until a direct message to that id activates the
+    /// grain, which then asks the front-ends for the user's connections.
+    /// </param>
+    public async Task RunAsync(WebSocket socket, string ns, NamespaceOptions nsOptions, string user, DateTimeOffset? expires = null, bool generatedUser = false)
     {
-        var connection = new ClientConnection(_node.NextConnectionId(), user, ns, nsOptions, socket, _options.OutboxFrames, _options.CloseTimeout);
+        var connection = new ClientConnection(_node.NextConnectionId(), user, ns, nsOptions, socket, _options.OutboxFrames, _options.CloseTimeout)
+        {
+            UserGrainKnows = !generatedUser,
+        };
         var userKey = GrainKeys.Of(ns, user);
         _node.Register(connection);
         using var expiry = expires is { } at
@@ -52,18 +60,24 @@ public sealed partial class ConnectionHandler
         try
         {
             _node.Users.Add(userKey, connection);
-            try
+
+            // A generated id's grain is not told: nobody can have sent to it yet, and a first
+            // direct message finds the connection here (the grain asks the front-ends).
+            if (!generatedUser)
             {
-                // Registered before welcome: once a client has its welcome, direct messages reach it.
-                await _grains.Ref<IUserGrain>(userKey)
-                    .Connect(new UserConnection(connection.Id, _node.Id, _node.Reference))
-                    .WaitAsync(_options.ClusterCallTimeout);
-            }
-            catch (Exception ex) when (ex is TimeoutException or OrleansException)
-            {
-                LogClusterUnavailable(_logger, connection.Id, ex);
-                connection.Close(CloseCodes.TryAgainLater, "The cluster is unavailable; try again later.");
-                return;
+                try
+                {
+                    // Registered before welcome: once a client has its welcome, direct messages reach it.
+                    await _grains.Ref<IUserGrain>(userKey)
+                        .Connect(new UserConnection(connection.Id, _node.Id, _node.Reference))
+                        .WaitAsync(_options.ClusterCallTimeout);
+                }
+                catch (Exception ex) when (ex is TimeoutException or OrleansException)
+                {
+                    LogClusterUnavailable(_logger, connection.Id, ex);
+                    connection.Close(CloseCodes.TryAgainLater, "The cluster is unavailable; try again later.");
+                    return;
+                }
             }
 
             connection.Send(FrameWriter.Welcome(connection.Id, user, ns, _node.Id));
@@ -376,7 +390,11 @@ public sealed partial class ConnectionHandler
         }
 
         connection.Rooms.Clear();
-        leaves.Add(LeaveOrOweAsync(new OwedLeave(IsRoom: false, userKey, connection.Id)));
+        if (connection.UserGrainKnows)
+        {
+            leaves.Add(LeaveOrOweAsync(new OwedLeave(IsRoom: false, userKey, connection.Id)));
+        }
+
         await Task.WhenAll(leaves);
     }
 

@@ -64,8 +64,17 @@ public sealed partial class FrontendObserver : IFrontendObserver
     public Task<ImmutableArray<RoomMemberRef>> GetRoomMembers(string ns, string room) =>
         Task.FromResult(_rooms.Get(GrainKeys.Of(ns, room)).Select(m => new RoomMemberRef(m.Connection.Id, m.Connection.User)).ToImmutableArray());
 
-    public Task<ImmutableArray<string>> GetUserConnections(string ns, string user) =>
-        Task.FromResult(_users.Get(GrainKeys.Of(ns, user)).Select(c => c.Id).ToImmutableArray());
+    public Task<ImmutableArray<string>> GetUserConnections(string ns, string user)
+    {
+        var connections = _users.Get(GrainKeys.Of(ns, user));
+        foreach (var connection in connections)
+        {
+            // The grain knows it from here on: it is told when the connection goes.
+            connection.UserGrainKnows = true;
+        }
+
+        return Task.FromResult(connections.Select(c => c.Id).ToImmutableArray());
+    }
 
     public Task DeliverDirect(DirectDelivery delivery)
     {

@@ -53,7 +53,7 @@ public static partial class BrokerEndpoints
         }
 
         using var socket = await context.WebSockets.AcceptWebSocketAsync();
-        await services.GetRequiredService<ConnectionHandler>().RunAsync(socket, admitted.Namespace, admitted.Options, admitted.User, admitted.Expires);
+        await services.GetRequiredService<ConnectionHandler>().RunAsync(socket, admitted.Namespace, admitted.Options, admitted.User, admitted.Expires, admitted.GeneratedUser);
     }
 
     private static Task RefuseAsync(HttpContext context, int status, string message)

@@ -7,7 +7,8 @@ namespace Broker.Frontend.Hosting;
 public readonly record struct ConnectRequest(string Path, bool IsWebSocket, bool Stopping, string? Authorization, string? Origin, string? Token, string UserQuery);
 
 /// <summary>A connect request let in: its namespace and identity.</summary>
-public sealed record Admitted(string Namespace, NamespaceOptions Options, string User, DateTimeOffset? Expires);
+/// <param name="GeneratedUser">The user id was made up here (an anonymous connection without ?user=): no other connection has it.</param>
+public sealed record Admitted(string Namespace, NamespaceOptions Options, string User, DateTimeOffset? Expires, bool GeneratedUser = false);
 
 /// <summary>A connect request refused, with the HTTP status and one-line body it is answered with.</summary>
 public readonly record struct Refusal(int Status, string Message);
@@ -54,6 +55,7 @@ public static class ConnectAdmission
 
         var token = BearerToken(request.Authorization) ?? request.Token;
         var user = request.UserQuery;
+        var generated = false;
         DateTimeOffset? expires = null;
         if (token is not null)
         {
@@ -80,6 +82,7 @@ public static class ConnectAdmission
         else
         {
             user = "anon-" + Guid.NewGuid().ToString("N")[..12];
+            generated = true;
         }
 
         if (user.Length > options.MaxNameLength)
@@ -87,7 +90,7 @@ public static class ConnectAdmission
             return Refuse(StatusCodes.Status400BadRequest, $"The user name is {user.Length} characters long; the limit is {options.MaxNameLength}.");
         }
 
-        return (new Admitted(ns, nsOptions, user, expires), default);
+        return (new Admitted(ns, nsOptions, user, expires, generated), default);
     }
 
     private static (Admitted?, Refusal) Refuse(int status, string message) => (null, new Refusal(status, message));

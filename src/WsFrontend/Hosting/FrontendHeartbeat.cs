@@ -196,13 +196,13 @@ public sealed partial class FrontendHeartbeat : BackgroundService
 
     private Task? RestateUser(string key)
     {
-        var connections = _node.Users.Get(key);
-        if (connections.Length == 0)
+        // Only what the grain knows: a generated anonymous id's grain is left asleep.
+        var ids = _node.Users.Get(key).Where(c => c.UserGrainKnows).Select(c => c.Id).ToImmutableArray();
+        if (ids.IsEmpty)
         {
             return null;
         }
 
-        var ids = connections.Select(c => c.Id).ToImmutableArray();
         return _grains.Ref<IUserGrain>(key).SyncFrontend(_node.Id, _node.Reference, ids);
     }
 

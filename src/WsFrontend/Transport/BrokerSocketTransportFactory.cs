@@ -19,6 +19,8 @@ namespace Broker.Frontend.Transport;
 /// </summary>
 public sealed partial class BrokerSocketTransportFactory : IConnectionListenerFactory, IConnectionListenerFactorySelector
 {
+    private static readonly TimeSpan AcceptRetryDelay = TimeSpan.FromMilliseconds(100);
+
     private readonly IServiceProvider _services;
     private readonly SocketTransportOptions _options;
     private PipeTransportMiddleware? _transport;
@@ -126,10 +128,17 @@ public sealed partial class BrokerSocketTransportFactory : IConnectionListenerFa
                 {
                     break;
                 }
+                catch (SocketException ex) when (ex.SocketErrorCode == SocketError.ConnectionReset)
+                {
+                    // Reset while in the backlog: the next one.
+                    continue;
+                }
                 catch (SocketException ex)
                 {
-                    // Reset while in the backlog, or out of descriptors: the listener goes on.
-                    LogAcceptFailed(_logger, ex.SocketErrorCode);
+                    // Out of descriptors or buffers: the listener goes on after a pause instead
+                    // of spinning on accept while nothing can be accepted.
+                    LogAcceptFailed(_logger, ex.SocketErrorCode, AcceptRetryDelay.TotalMilliseconds);
+                    await Task.Delay(AcceptRetryDelay).ConfigureAwait(false);
                     continue;
                 }
 
@@ -173,8 +182,8 @@ public sealed partial class BrokerSocketTransportFactory : IConnectionListenerFa
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Debug, Message = "Accepting a connection failed ({Error}); still listening")]
-    private static partial void LogAcceptFailed(ILogger logger, SocketError error);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Accepting a connection failed ({Error}); accepting again in {DelayMs} ms")]
+    private static partial void LogAcceptFailed(ILogger logger, SocketError error, double delayMs);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "A WebSocket connection ended with an unexpected error")]
     private static partial void LogConnectionFailed(ILogger logger, Exception exception);

@@ -68,7 +68,7 @@ public sealed class PipeTransportMiddleware
 
     /// <summary>An accepted socket's life, from the welcome to its close.</summary>
     internal Task RunAsync(PipeWebSocket socket, Admitted admitted) =>
-        _handler.RunAsync(socket, admitted.Namespace, admitted.Options, admitted.User, admitted.Expires);
+        _handler.RunAsync(socket, admitted.Namespace, admitted.Options, admitted.User, admitted.Expires, admitted.GeneratedUser);
 
     /// <summary>
     /// The handshake: a socket when the connection's first request is an upgrade this
