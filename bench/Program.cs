@@ -105,6 +105,8 @@ public static class Program
         var rate = c.Text("--rate", "1000/s", "New connections per second");
         var hold = c.Text("--hold", "10s", "How long to hold them after the last one opened");
         var sources = c.SourceIps();
+        var anonymous = new Option<bool>("--anonymous") { Description = "Connect without ?user= (the server makes up each connection's id)" };
+        c.Command.Options.Add(anonymous);
         return c.Action(async (pr, ct) =>
         {
             var result = await ConnsRunner.RunAsync(
@@ -117,6 +119,7 @@ public static class Program
                     Namespace = c.Namespace(pr),
                     Pids = c.Pids(pr),
                     SourceIps = ParseIps(pr.GetValue(sources)),
+                    Anonymous = pr.GetValue(anonymous),
                     Progress = c.Progress(pr),
                 },
                 ct);

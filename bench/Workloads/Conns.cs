@@ -18,6 +18,10 @@ public sealed record ConnsOptions
     public TimeSpan Hold { get; init; } = TimeSpan.FromSeconds(10);
 
     public string Namespace { get; init; } = "chat";
+
+    /// <summary>Connect without ?user=, so that the server makes up an id (ours: no user grain per connection).</summary>
+    public bool Anonymous { get; init; }
+
     public IReadOnlyList<IPAddress> SourceIps { get; init; } = [];
     public IReadOnlyList<int> Pids { get; init; } = [];
     public TextWriter? Progress { get; init; }
@@ -106,7 +110,7 @@ public sealed class ConnsRunner
                         await Task.Delay(wait, ct);
                     }
 
-                    var uri = WsConnector.Endpoint(o.Urls[i % o.Urls.Count], o.Namespace, $"user=c{runId}-{i}");
+                    var uri = WsConnector.Endpoint(o.Urls[i % o.Urls.Count], o.Namespace, o.Anonymous ? null : $"user=c{runId}-{i}");
                     tasks.Add(OpenAsync(connector, uri, ct));
                 }
 
