@@ -18,13 +18,13 @@ namespace Broker.Frontend.Hosting;
 /// </summary>
 public sealed partial class FrontendHeartbeat : BackgroundService
 {
+    private static readonly TimeSpan RestateTick = TimeSpan.FromMilliseconds(100);
+
     private readonly FrontendNode _node;
     private readonly IGrainFactory _grains;
     private readonly BrokerOptions _options;
     private readonly ILogger<FrontendHeartbeat> _logger;
     private readonly IClusterReadiness _cluster;
-    private static readonly TimeSpan RestateTick = TimeSpan.FromMilliseconds(100);
-
     private int _knownFrontends;
     private bool _restateRequested;
     private int _gatewayLosses;

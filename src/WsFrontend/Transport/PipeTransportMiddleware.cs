@@ -15,9 +15,9 @@ namespace Broker.Frontend.Transport;
 /// that admits it, answers 101 itself and runs the connection on a <see cref="PipeWebSocket"/>.
 /// Called by <see cref="BrokerSocketTransportFactory"/> for every socket it accepts, or, with
 /// <c>Broker:SocketTransport=Kestrel</c>, as Kestrel connection middleware in front of the HTTP
-/// server. Every other connection — other
-/// paths, refusals (answered by the HTTP endpoint with the same decision and its status),
-/// anything unusual — is handed to the HTTP server with nothing consumed.
+/// server. Every other connection — other paths, refusals (answered by the HTTP endpoint with
+/// the same decision and its status), anything unusual — is handed to the HTTP server with
+/// nothing consumed.
 /// </summary>
 public sealed class PipeTransportMiddleware
 {

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Broker.Frontend.Tests.Infrastructure;
 using Broker.Frontend.Tests.Robustness;
 using Broker.Grains;
@@ -35,12 +34,10 @@ public sealed class AnonymousUserTests(BrokerFixture fixture)
 
         // Now the grain knows the connection, it is told when it goes, and deactivates.
         await anonymous.DisposeAsync();
-        var clock = Stopwatch.StartNew();
-        while (await IsActiveAsync(GrainKeys.Of("chat", user)))
-        {
-            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"The user grain of {user} stayed active after its only connection closed.");
-            await Task.Delay(50);
-        }
+        await Eventually.WaitUntilAsync(
+            async () => !await IsActiveAsync(GrainKeys.Of("chat", user)),
+            TimeSpan.FromSeconds(10),
+            $"the user grain of {user} to deactivate after its only connection closed");
     }
 
     [Fact]

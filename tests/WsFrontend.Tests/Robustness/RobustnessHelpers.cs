@@ -12,10 +12,14 @@ namespace Broker.Frontend.Tests.Robustness;
 /// <summary>A bounded poll, for state that raises no event (the server's connection count).</summary>
 internal static class Eventually
 {
-    public static async Task WaitUntilAsync(Func<bool> condition, TimeSpan timeout, string what)
+    public static Task WaitUntilAsync(Func<bool> condition, TimeSpan timeout, string what) =>
+        WaitUntilAsync(() => Task.FromResult(condition()), timeout, what);
+
+    /// <summary>The same, for a condition that asks the cluster (grain statistics).</summary>
+    public static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout, string what)
     {
         var clock = Stopwatch.StartNew();
-        while (!condition())
+        while (!await condition())
         {
             Assert.True(clock.Elapsed < timeout, $"Timed out after {timeout} waiting for {what}.");
             await Task.Delay(25);
