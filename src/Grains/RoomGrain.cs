@@ -36,6 +36,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
     private readonly Dictionary<string, long> _seqByMsgId = new(StringComparer.Ordinal);
     private readonly Queue<string> _msgIdOrder = new();
     private readonly HistoryWindow _history = new();
+    private readonly RecentlyGone _left = new();
     private readonly IRoomStore _store;
     private readonly List<StoredMessage> _uncommitted = [];
     private readonly List<(long Seq, TaskCompletionSource Done)> _waiting = [];
@@ -106,11 +107,21 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
             }
         }
 
+        _left.Forget(request.ConnectionId);
         AddMember(request.ConnectionId, request.User, request.FrontendId, request.Frontend);
         return Task.FromResult(new JoinResult(_committedSeq, _epoch, _version, recovered, missed, _activation));
     }
 
-    public Task<bool> Leave(string connectionId) => Task.FromResult(RemoveMember(connectionId));
+    public Task<bool> Leave(string connectionId)
+    {
+        var removed = RemoveMember(connectionId);
+        if (removed)
+        {
+            _left.Add(connectionId);
+        }
+
+        return Task.FromResult(removed);
+    }
 
     public async Task<PublishResult> Publish(PublishRequest request)
     {
@@ -173,7 +184,11 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         ApplyPolicy(sync.Policy);
         foreach (var member in sync.Members)
         {
-            AddMember(member.ConnectionId, member.User, sync.FrontendId, sync.Frontend);
+            // A snapshot taken before the member left must not bring it back.
+            if (!_left.Contains(member.ConnectionId))
+            {
+                AddMember(member.ConnectionId, member.User, sync.FrontendId, sync.Frontend);
+            }
         }
 
         // The registry may have been rebuilt since this room watched the front-end.

@@ -15,6 +15,7 @@ public sealed partial class UserGrain : Grain, IUserGrain
     private readonly ILogger<UserGrain> _logger;
     private readonly Dictionary<string, string> _frontendByConnection = new(StringComparer.Ordinal);
     private readonly FrontendQueueSet<DirectMessage> _frontends;
+    private readonly RecentlyGone _disconnected = new();
     private string _namespace = string.Empty;
     private string _user = string.Empty;
     private Task? _rebuild;
@@ -44,6 +45,7 @@ public sealed partial class UserGrain : Grain, IUserGrain
     {
         if (_frontendByConnection.Remove(connectionId, out var frontendId))
         {
+            _disconnected.Add(connectionId);
             if (_frontends.RemoveMember(frontendId))
             {
                 FrontendMembership.Unwatch(GrainFactory, frontendId, SelfReference<IFrontendWatcher>.Of(this, GrainFactory));
@@ -72,7 +74,7 @@ public sealed partial class UserGrain : Grain, IUserGrain
     {
         foreach (var connectionId in connectionIds)
         {
-            Add(connectionId, frontendId, frontend);
+            AddUnlessGone(connectionId, frontendId, frontend);
         }
 
         FrontendMembership.Watch(GrainFactory, frontendId, SelfReference<IFrontendWatcher>.Of(this, GrainFactory));
@@ -83,6 +85,18 @@ public sealed partial class UserGrain : Grain, IUserGrain
     {
         DropFrontend(frontendId);
         return Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// Adds a connection that a front-end listed (a restatement, or the answer to a rebuild):
+    /// unless it disconnected since that list was taken.
+    /// </summary>
+    private void AddUnlessGone(string connectionId, string frontendId, IFrontendObserver observer)
+    {
+        if (!_disconnected.Contains(connectionId))
+        {
+            Add(connectionId, frontendId, observer);
+        }
     }
 
     private void Add(string connectionId, string frontendId, IFrontendObserver observer)
@@ -134,7 +148,7 @@ public sealed partial class UserGrain : Grain, IUserGrain
             {
                 foreach (var connectionId in connectionIds)
                 {
-                    Add(connectionId, frontend.FrontendId, frontend.Frontend);
+                    AddUnlessGone(connectionId, frontend.FrontendId, frontend.Frontend);
                 }
             },
             CancellationToken.None);

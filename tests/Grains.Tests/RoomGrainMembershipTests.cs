@@ -168,6 +168,43 @@ public sealed class RoomGrainMembershipTests(ClusterFixture fixture) : GrainTest
     }
 
     [Fact]
+    public async Task SyncFrontend_SnapshotTakenBeforeLeave_DoesNotBringTheMemberBack()
+    {
+        var key = NewKey();
+        var room = Room(key);
+        var watcher = NewFrontend("watcher");
+        var a = NewFrontend("a");
+        await room.Join(JoinOf("w1", "watcher", watcher));
+        await room.Join(JoinOf("c1", "alice", a));
+
+        // The heartbeat's restatement listed c1 just before it left, and arrives after the Leave.
+        Assert.True(await room.Leave("c1"));
+        await room.SyncFrontend(new FrontendRoomSync(a.Id, a.Reference, Policy(), [new RoomMemberRef("c1", "alice")]));
+        await BarrierAsync(room, key, Policy(), watcher);
+
+        Assert.Equal(Presence(("watcher", 1)), Sorted(await room.GetPresence()));
+        var aliceEvents = watcher.MemberEvents(key).Where(e => e.User == "alice").Select(e => e.Kind);
+        Assert.Equal([RoomEventKind.MemberJoined, RoomEventKind.MemberLeft], aliceEvents);
+        Assert.False(await room.Leave("c1"));
+    }
+
+    [Fact]
+    public async Task SyncFrontend_AfterLeaveAndJoinAgain_KeepsTheMember()
+    {
+        var room = Room(NewKey());
+        var a = NewFrontend("a");
+        await room.Join(JoinOf("c1", "alice", a));
+        Assert.True(await room.Leave("c1"));
+        await room.Join(JoinOf("c1", "alice", a));
+
+        await room.SyncFrontend(new FrontendRoomSync(a.Id, a.Reference, Policy(), [new RoomMemberRef("c1", "alice")]));
+
+        Assert.Equal(Presence(("alice", 1)), Sorted(await room.GetPresence()));
+        Assert.True(await room.Leave("c1"));
+        Assert.Empty(await room.GetPresence());
+    }
+
+    [Fact]
     public async Task SyncFrontend_UnknownFrontend_ReceivesLaterMessages()
     {
         var key = NewKey();

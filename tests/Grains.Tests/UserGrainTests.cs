@@ -206,6 +206,22 @@ public sealed class UserGrainTests(ClusterFixture fixture) : GrainTestBase(fixtu
     }
 
     [Fact]
+    public async Task SyncFrontend_SnapshotTakenBeforeDisconnect_DoesNotBringTheConnectionBack()
+    {
+        var key = NewKey("user");
+        var user = User(key);
+        var a = NewFrontend("a");
+        await user.Connect(new UserConnection("c1", a.Id, a.Reference));
+        await user.Connect(new UserConnection("c2", a.Id, a.Reference));
+
+        // The heartbeat's restatement listed c1 just before it closed, and arrives after the Disconnect.
+        await user.Disconnect("c1");
+        await user.SyncFrontend(a.Id, a.Reference, ["c1", "c2"]);
+
+        Assert.Equal(1, await user.Send(Message("bob", "{\"n\":1}")));
+    }
+
+    [Fact]
     public async Task Connect_ReconnectWhileOldDeliveryInFlight_MessagesArriveInSenderOrder()
     {
         var key = NewKey("user");
