@@ -70,7 +70,9 @@ public sealed class JwtTests : IAsyncLifetime
     [Fact]
     public async Task Connection_TokenExpires_ClosedWith1008()
     {
-        await using var client = await _server.ConnectAsync("/private?token=" + Token("frank", lifetime: TimeSpan.FromSeconds(2)));
+        // A token's exp is whole seconds, so this one lives 4-5 s: long enough for the welcome to
+        // arrive first even on a loaded machine (with 2 s it once expired before the welcome).
+        await using var client = await _server.ConnectAsync("/private?token=" + Token("frank", lifetime: TimeSpan.FromSeconds(5)));
 
         var status = await client.WaitForCloseAsync(TimeSpan.FromSeconds(60));
 
