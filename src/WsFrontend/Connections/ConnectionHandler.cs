@@ -63,21 +63,9 @@ public sealed partial class ConnectionHandler
 
             // A generated id's grain is not told: nobody can have sent to it yet, and a first
             // direct message finds the connection here (the grain asks the front-ends).
-            if (!generatedUser)
+            if (!generatedUser && !await ConnectToUserGrainAsync(connection, userKey))
             {
-                try
-                {
-                    // Registered before welcome: once a client has its welcome, direct messages reach it.
-                    await _grains.Ref<IUserGrain>(userKey)
-                        .Connect(new UserConnection(connection.Id, _node.Id, _node.Reference))
-                        .WaitAsync(_options.ClusterCallTimeout);
-                }
-                catch (Exception ex) when (ex is TimeoutException or OrleansException)
-                {
-                    LogClusterUnavailable(_logger, connection.Id, ex);
-                    connection.Close(CloseCodes.TryAgainLater, "The cluster is unavailable; try again later.");
-                    return;
-                }
+                return;
             }
 
             connection.Send(FrameWriter.Welcome(connection.Id, user, ns, _node.Id));
@@ -103,6 +91,28 @@ public sealed partial class ConnectionHandler
             _node.Unregister(connection);
             connection.MarkFinished();
             LogDisconnected(_logger, connection.Id, connection.CloseStatus is { } status ? (int)status : 0);
+        }
+    }
+
+    /// <summary>
+    /// Registers the connection with its user grain before the welcome, so that once a client
+    /// has its welcome, direct messages reach it. False (and the connection closed with 1013)
+    /// when the cluster does not answer.
+    /// </summary>
+    private async Task<bool> ConnectToUserGrainAsync(ClientConnection connection, string userKey)
+    {
+        try
+        {
+            await _grains.Ref<IUserGrain>(userKey)
+                .Connect(new UserConnection(connection.Id, _node.Id, _node.Reference))
+                .WaitAsync(_options.ClusterCallTimeout);
+            return true;
+        }
+        catch (Exception ex) when (ex is TimeoutException or OrleansException)
+        {
+            LogClusterUnavailable(_logger, connection.Id, ex);
+            connection.Close(CloseCodes.TryAgainLater, "The cluster is unavailable; try again later.");
+            return false;
         }
     }
 

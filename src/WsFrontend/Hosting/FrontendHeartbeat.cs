@@ -102,23 +102,20 @@ public sealed partial class FrontendHeartbeat : BackgroundService
         {
             while (await timer.WaitForNextTickAsync(stoppingToken))
             {
-                var urgent = owed || RebuildWanted() || _node.OwedLeaves.Count > 0;
-                if (!urgent && DateTime.UtcNow - lastSync >= _options.HeartbeatInterval)
+                if (owed || RebuildWanted() || _node.OwedLeaves.Count > 0)
                 {
+                    // Urgent: everything at once.
+                    _gatewayLosses = _cluster.GatewayLosses;
+                    Volatile.Write(ref _restateRequested, false);
+                    lastSync = DateTime.UtcNow;
+                    owed = !await BeatAsync(TimeSpan.Zero, stoppingToken);
+                }
+                else if (DateTime.UtcNow - lastSync >= _options.HeartbeatInterval)
+                {
+                    // Routine: spread over half the interval.
                     lastSync = DateTime.UtcNow;
                     owed = !await BeatAsync(_options.HeartbeatInterval / 2, stoppingToken);
-                    continue;
                 }
-
-                if (!urgent)
-                {
-                    continue;
-                }
-
-                _gatewayLosses = _cluster.GatewayLosses;
-                Volatile.Write(ref _restateRequested, false);
-                lastSync = DateTime.UtcNow;
-                owed = !await BeatAsync(TimeSpan.Zero, stoppingToken);
             }
         }
         catch (OperationCanceledException)
