@@ -50,6 +50,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
     private long _seq;
     private long _version;
     private RoomPolicy _policy = new(HistoryLimit: 100, Presence: true);
+    private bool _policyApplied;
 
     public RoomGrain(ILogger<RoomGrain> logger, TimeProvider time, IRoomStore store)
     {
@@ -66,6 +67,8 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         var snapshot = await _store.LoadAsync(this.GetPrimaryKeyString(), cancellationToken);
         _epoch = snapshot.Epoch;
         _seq = _committedSeq = snapshot.Seq;
+        // Unbounded in bytes until the first call brings the namespace's policy: the log holds
+        // what the previous activation's window held, under the bounds it had.
         _history.Resize(Math.Max(_policy.HistoryLimit, snapshot.Recent.Count));
         foreach (var stored in snapshot.Recent)
         {
@@ -102,7 +105,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
             var oldest = _history.OldestSeq ?? (_committedSeq + 1);
             if (since >= oldest - 1)
             {
-                missed = _history.After(since, int.MaxValue);
+                missed = _history.After(since, int.MaxValue, long.MaxValue, out _);
                 recovered = true;
             }
         }
@@ -175,8 +178,9 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
     public Task<HistoryPage> GetHistory(long? since, int limit)
     {
         limit = Math.Max(0, limit);
-        var messages = since is { } after ? _history.After(after, limit) : _history.Latest(limit);
-        return Task.FromResult(new HistoryPage(_epoch, messages));
+        bool more;
+        var messages = since is { } after ? _history.After(after, limit, long.MaxValue, out more) : _history.Latest(limit, long.MaxValue, out more);
+        return Task.FromResult(new HistoryPage(_epoch, messages, more));
     }
 
     public Task SyncFrontend(FrontendRoomSync sync)
@@ -240,7 +244,8 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
                 _uncommitted.Clear();
                 try
                 {
-                    await _store.AppendAsync(this.GetPrimaryKeyString(), _epoch, batch, _policy.HistoryLimit);
+                    var keep = _history.CountAfterAdding(batch.Select(m => m.Message).ToList());
+                    await _store.AppendAsync(this.GetPrimaryKeyString(), _epoch, batch, keep);
                 }
                 catch (Exception ex)
                 {
@@ -299,10 +304,11 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
 
     private void ApplyPolicy(RoomPolicy policy)
     {
-        if (policy != _policy)
+        if (!_policyApplied || policy != _policy)
         {
             _policy = policy;
-            _history.Resize(policy.HistoryLimit);
+            _policyApplied = true;
+            _history.Resize(policy.HistoryLimit, policy.EffectiveHistoryBytes);
         }
     }
 

@@ -79,6 +79,29 @@ public sealed class DurableRoomTests(DurableClusterFixture fixture)
     }
 
     [Fact]
+    public async Task Publish_BeyondHistoryBytes_StoreKeepsWhatTheWindowKeeps()
+    {
+        var key = NewKey();
+        var text = new string('x', 1000);
+        var perMessage = Encoding.UTF8.GetByteCount($"\"{text}\"") + HistoryWindow.MessageOverheadBytes;
+        var policy = Policy with { HistoryBytes = 4 * perMessage };
+        for (var i = 0; i < 6; i++)
+        {
+            await PublishAsync(key, text, policy: policy);
+        }
+
+        // Concurrent publishes commit as one batch, bigger than the window.
+        await Task.WhenAll(Enumerable.Range(0, 10).Select(_ => PublishAsync(key, text, policy: policy)));
+        var before = await Room(key).GetHistory(null, 100);
+        await DeactivateAsync(key);
+        var after = await Room(key).GetHistory(null, 100);
+
+        Assert.Equal([13L, 14, 15, 16], before.Messages.Select(m => m.Seq));
+        Assert.Equal(before.Messages.Select(m => m.Seq), after.Messages.Select(m => m.Seq));
+        Assert.Equal(4, await fixture.Redis.Connection.GetDatabase().ListLengthAsync($"broker:tests:room:{key}:log"));
+    }
+
+    [Fact]
     public async Task Publish_StoreUnreachable_FailsWithoutAckThenContinuesWithoutReusingSeq()
     {
         var key = NewKey();
@@ -111,8 +134,8 @@ public sealed class DurableRoomTests(DurableClusterFixture fixture)
 
     private IRoomGrain Room(string key) => fixture.Client.GetGrain<IRoomGrain>(key);
 
-    private Task<PublishResult> PublishAsync(string key, string text, string? msgId = null) =>
-        Room(key).Publish(new PublishRequest("alice", Encoding.UTF8.GetBytes($"\"{text}\""), msgId, Policy));
+    private Task<PublishResult> PublishAsync(string key, string text, string? msgId = null, RoomPolicy? policy = null) =>
+        Room(key).Publish(new PublishRequest("alice", Encoding.UTF8.GetBytes($"\"{text}\""), msgId, policy ?? Policy));
 
     private async Task DeactivateAsync(string key)
     {

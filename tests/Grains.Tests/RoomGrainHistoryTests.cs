@@ -21,6 +21,46 @@ public sealed class RoomGrainHistoryTests(ClusterFixture fixture) : GrainTestBas
     }
 
     [Fact]
+    public async Task Publish_BeyondHistoryBytes_KeepsNewestThatFit()
+    {
+        var room = Room(NewKey());
+        var payload = new string('x', 1000);
+        var perMessage = Json($"{{\"n\":1,\"p\":\"{payload}\"}}").Length + HistoryWindow.MessageOverheadBytes;
+        var policy = Policy(history: 100, historyBytes: 4 * perMessage);
+        await room.Join(JoinOf("c1", "alice", NewFrontend("a"), policy));
+        for (var i = 1; i <= 9; i++)
+        {
+            await room.Publish(PublishOf("alice", $"{{\"n\":{i},\"p\":\"{payload}\"}}", policy));
+        }
+
+        var page = await room.GetHistory(null, 100);
+
+        Assert.Equal([6L, 7, 8, 9], page.Messages.Select(m => m.Seq));
+    }
+
+    [Fact]
+    public async Task Join_SinceOlderThanByteWindow_NotRecovered()
+    {
+        var room = Room(NewKey());
+        var payload = new string('x', 1000);
+        var perMessage = Json($"{{\"n\":1,\"p\":\"{payload}\"}}").Length + HistoryWindow.MessageOverheadBytes;
+        var policy = Policy(history: 100, historyBytes: 3 * perMessage);
+        var first = await room.Join(JoinOf("c1", "alice", NewFrontend("a"), policy));
+        for (var i = 1; i <= 9; i++)
+        {
+            await room.Publish(PublishOf("alice", $"{{\"n\":{i},\"p\":\"{payload}\"}}", policy));
+        }
+
+        var inside = await room.Join(JoinOf("c2", "alice", NewFrontend("b"), policy, since: 6, epoch: first.Epoch));
+        var outside = await room.Join(JoinOf("c3", "alice", NewFrontend("c"), policy, since: 5, epoch: first.Epoch));
+
+        Assert.True(inside.Recovered);
+        Assert.Equal([7L, 8, 9], inside.Missed.Select(m => m.Seq));
+        Assert.False(outside.Recovered);
+        Assert.Empty(outside.Missed);
+    }
+
+    [Fact]
     public async Task Publish_HistoryLimitZero_KeepsNothing()
     {
         var room = Room(NewKey());

@@ -2,11 +2,44 @@ using System.Collections.Immutable;
 
 namespace Broker.Grains.Models;
 
-/// <summary>The namespace settings a room needs. Front-ends own namespace configuration and send it along.</summary>
+/// <summary>
+/// The namespace settings a room needs. Front-ends own namespace configuration and send it along.
+/// Fields added after v1 carry defaults; a policy serialized without them (an older front-end)
+/// arrives with 0 there, which the room reads as the default (see <see cref="EffectiveHistoryBytes"/>).
+/// </summary>
+/// <param name="HistoryLimit">Messages kept for history and recovery; 0 keeps none.</param>
+/// <param name="Presence">Presence queries and member events.</param>
+/// <param name="HistoryBytes">
+/// Bytes of history kept, counted as each message's data plus a fixed overhead per message
+/// (HistoryWindow.MessageOverheadBytes); the oldest go first. 0 or less: <see cref="DefaultHistoryBytes"/>.
+/// </param>
+/// <param name="EmptyRoomTimeout">
+/// How long a room with no members that still holds history (or remembered msgIds) is kept after
+/// its last call before it is deactivated; null: <see cref="DefaultEmptyRoomTimeout"/>.
+/// </param>
 [GenerateSerializer, Immutable, Alias("Broker.RoomPolicy")]
 public sealed record RoomPolicy(
     [property: Id(0)] int HistoryLimit,
-    [property: Id(1)] bool Presence);
+    [property: Id(1)] bool Presence,
+    [property: Id(2)] long HistoryBytes = RoomPolicy.DefaultHistoryBytes,
+    [property: Id(3)] TimeSpan? EmptyRoomTimeout = null)
+{
+    /// <summary>
+    /// 1 MiB: a hundred 10 KB messages, far above what chat-sized messages (under 1 KB) ever
+    /// reach with the default History of 100, while a room filled with 64 KB messages holds 16 of
+    /// them instead of 100 (6.4 MB).
+    /// </summary>
+    public const long DefaultHistoryBytes = 1024 * 1024;
+
+    /// <summary>Five minutes: a client that reconnects within it still recovers (memory store).</summary>
+    public static readonly TimeSpan DefaultEmptyRoomTimeout = TimeSpan.FromMinutes(5);
+
+    /// <summary>The byte bound in force: <see cref="HistoryBytes"/>, or the default when unset (0).</summary>
+    public long EffectiveHistoryBytes => HistoryBytes > 0 ? HistoryBytes : DefaultHistoryBytes;
+
+    /// <summary>The empty-room timeout in force.</summary>
+    public TimeSpan EffectiveEmptyRoomTimeout => EmptyRoomTimeout is { } timeout && timeout >= TimeSpan.Zero ? timeout : DefaultEmptyRoomTimeout;
+}
 
 /// <summary>A message as the room ordered it. Payload is the client's raw JSON "data", never parsed by grains.</summary>
 [GenerateSerializer, Immutable, Alias("Broker.RoomMessage")]
@@ -98,10 +131,16 @@ public sealed record PresenceEntry(
     [property: Id(0)] string User,
     [property: Id(1)] int Connections);
 
+/// <summary>
+/// A page of a room's history, oldest first. More is true when the page was cut short (by the
+/// limit or the byte bound) while messages after its last one exist: ask again with since set
+/// to the last seq.
+/// </summary>
 [GenerateSerializer, Immutable, Alias("Broker.HistoryPage")]
 public sealed record HistoryPage(
     [property: Id(0)] string Epoch,
-    [property: Id(1)] ImmutableArray<RoomMessage> Messages);
+    [property: Id(1)] ImmutableArray<RoomMessage> Messages,
+    [property: Id(2)] bool More = false);
 
 [GenerateSerializer, Immutable, Alias("Broker.RoomMemberRef")]
 public sealed record RoomMemberRef(

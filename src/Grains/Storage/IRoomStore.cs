@@ -22,8 +22,13 @@ public interface IRoomStore
     /// <summary>Loads the room, creating a new epoch (seq 0) when nothing is stored.</summary>
     Task<RoomSnapshot> LoadAsync(string roomKey, CancellationToken cancellationToken = default);
 
-    /// <summary>Appends messages (in seq order) and trims the log to historyLimit; throws <see cref="RoomStoreException"/> on failure.</summary>
-    Task AppendAsync(string roomKey, string epoch, IReadOnlyList<StoredMessage> batch, int historyLimit);
+    /// <summary>
+    /// Appends messages (in seq order) and trims the log to its newest <paramref name="keep"/>
+    /// entries (0 deletes it): the room works out how many from its history window, bounded in
+    /// messages and in bytes, so that the log holds what the window holds. Throws
+    /// <see cref="RoomStoreException"/> on failure.
+    /// </summary>
+    Task AppendAsync(string roomKey, string epoch, IReadOnlyList<StoredMessage> batch, int keep);
 }
 
 /// <summary>
@@ -57,7 +62,7 @@ public sealed class MemoryRoomStore : IRoomStore
     public Task<RoomSnapshot> LoadAsync(string roomKey, CancellationToken cancellationToken = default) =>
         Task.FromResult(new RoomSnapshot(NewEpoch(), 0, []));
 
-    public Task AppendAsync(string roomKey, string epoch, IReadOnlyList<StoredMessage> batch, int historyLimit) => Task.CompletedTask;
+    public Task AppendAsync(string roomKey, string epoch, IReadOnlyList<StoredMessage> batch, int keep) => Task.CompletedTask;
 
     public static string NewEpoch() => Guid.NewGuid().ToString("N")[..12];
 }

@@ -51,7 +51,7 @@ public sealed class RedisRoomStore : IRoomStore
         }
     }
 
-    public async Task AppendAsync(string roomKey, string epoch, IReadOnlyList<StoredMessage> batch, int historyLimit)
+    public async Task AppendAsync(string roomKey, string epoch, IReadOnlyList<StoredMessage> batch, int keep)
     {
         IDatabase db;
         try
@@ -72,10 +72,13 @@ public sealed class RedisRoomStore : IRoomStore
         var previous = batch[0].Message.Seq - 1;
         transaction.AddCondition(previous == 0 ? Condition.HashNotExists(meta, SeqField) : Condition.HashEqual(meta, SeqField, previous));
         _ = transaction.HashSetAsync(meta, SeqField, batch[^1].Message.Seq);
-        if (historyLimit > 0)
+        if (keep > 0)
         {
-            _ = transaction.ListRightPushAsync(log, batch.Select(m => (RedisValue)Encode(m)).ToArray());
-            _ = transaction.ListTrimAsync(log, -historyLimit, -1);
+            // Only what will be kept is pushed: a batch bigger than the window (in messages or
+            // bytes) does not pass through Redis' memory first.
+            var pushed = batch.Skip(Math.Max(0, batch.Count - keep)).Select(m => (RedisValue)Encode(m)).ToArray();
+            _ = transaction.ListRightPushAsync(log, pushed);
+            _ = transaction.ListTrimAsync(log, -keep, -1);
             _ = transaction.KeyExpireAsync(log, _options.Ttl);
         }
         else

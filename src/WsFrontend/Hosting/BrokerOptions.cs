@@ -176,6 +176,11 @@ public sealed class BrokerOptions
             {
                 yield return $"Broker:Namespaces:{name}:History must be 0 or more.";
             }
+
+            if (ns.HistoryBytes < 1)
+            {
+                yield return $"Broker:Namespaces:{name}:HistoryBytes must be at least 1 (History=0 keeps no history).";
+            }
         }
     }
 }
@@ -186,8 +191,17 @@ public sealed class NamespaceOptions
     /// <summary>false removes a namespace that ships by default.</summary>
     public bool Enabled { get; set; } = true;
 
+    public const long DefaultHistoryBytes = RoomPolicy.DefaultHistoryBytes;
+
     /// <summary>Messages kept per room for history and recovery; 0 keeps none.</summary>
     public int History { get; set; } = 100;
+
+    /// <summary>
+    /// Bytes of history kept per room, besides <see cref="History"/> messages: each message counts
+    /// as its data plus 128 bytes; the oldest go first (the newest is always kept). Recovery
+    /// and history replies never reach further back than the window holds.
+    /// </summary>
+    public long HistoryBytes { get; set; } = DefaultHistoryBytes;
 
     /// <summary>Presence queries and member_joined/member_left events.</summary>
     public bool Presence { get; set; } = true;
@@ -201,7 +215,7 @@ public sealed class NamespaceOptions
     /// <summary>Allow ?user=NAME and anonymous ids; when false a connection needs a token (HTTP 401 without one).</summary>
     public bool Anonymous { get; set; } = true;
 
-    internal RoomPolicy ToRoomPolicy() => new(History, Presence);
+    internal RoomPolicy ToRoomPolicy() => new(History, Presence, HistoryBytes);
 }
 
 public sealed class EmbeddedSiloOptions

@@ -14,7 +14,8 @@ public abstract class GrainTestBase : IAsyncLifetime
 
     protected IClusterClient Client => Fixture.Client;
 
-    protected static RoomPolicy Policy(int history = 100, bool presence = true) => new(history, presence);
+    protected static RoomPolicy Policy(int history = 100, bool presence = true, long historyBytes = RoomPolicy.DefaultHistoryBytes, TimeSpan? emptyRoomTimeout = null) =>
+        new(history, presence, historyBytes, emptyRoomTimeout);
 
     protected static string NewKey(string prefix = "room") => GrainKeys.Of("chat", $"{prefix}-{Guid.NewGuid():N}");
 
