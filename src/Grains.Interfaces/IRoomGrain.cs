@@ -30,9 +30,24 @@ public interface IRoomGrain : IFrontendWatcher
     [ReadOnly, Alias("GetPresence")]
     Task<ImmutableArray<PresenceEntry>> GetPresence();
 
-    /// <summary>Messages after <paramref name="since"/> (oldest first), or the latest ones when since is null.</summary>
+    /// <summary>
+    /// Messages after <paramref name="since"/> (oldest first), or the latest ones when since is
+    /// null; not bounded in bytes. Kept for front-ends of the previous version: new callers use
+    /// <see cref="GetHistory(long?, int, int)"/>.
+    /// </summary>
     [ReadOnly, Alias("GetHistory")]
     Task<HistoryPage> GetHistory(long? since, int limit);
+
+    /// <summary>
+    /// Messages after <paramref name="since"/> (oldest first), or the latest <paramref name="limit"/>
+    /// when since is null (then from the oldest of them): at most <paramref name="limit"/>, and
+    /// no more than <paramref name="maxBytes"/> counting each message as its data plus
+    /// HistoryWindow.MessageOverheadBytes, yet at least one when there is one. When cut short
+    /// while later messages exist, <see cref="HistoryPage.More"/> is true: page on with since
+    /// set to the last seq.
+    /// </summary>
+    [ReadOnly, Alias("GetHistoryPage")]
+    Task<HistoryPage> GetHistory(long? since, int limit, int maxBytes);
 
     /// <summary>
     /// A front-end restates which of its connections are members. Keeps the room active while

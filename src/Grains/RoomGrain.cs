@@ -175,11 +175,13 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         return Task.FromResult(entries.MoveToImmutable());
     }
 
-    public Task<HistoryPage> GetHistory(long? since, int limit)
+    public Task<HistoryPage> GetHistory(long? since, int limit) => GetHistory(since, limit, int.MaxValue);
+
+    public Task<HistoryPage> GetHistory(long? since, int limit, int maxBytes)
     {
         limit = Math.Max(0, limit);
         bool more;
-        var messages = since is { } after ? _history.After(after, limit, long.MaxValue, out more) : _history.Latest(limit, long.MaxValue, out more);
+        var messages = since is { } after ? _history.After(after, limit, maxBytes, out more) : _history.Latest(limit, maxBytes, out more);
         return Task.FromResult(new HistoryPage(_epoch, messages, more));
     }
 

@@ -24,7 +24,7 @@ public sealed class DurableRoomTests(DurableClusterFixture fixture)
 
         Assert.Equal(first.Epoch, third.Epoch);
         Assert.Equal(3, third.Seq);
-        var page = await Room(key).GetHistory(null, 10);
+        var page = await Room(key).GetHistory(null, 10, int.MaxValue);
         Assert.Equal(first.Epoch, page.Epoch);
         Assert.Equal([1L, 2, 3], page.Messages.Select(m => m.Seq));
         Assert.Equal("\"two\"", Encoding.UTF8.GetString(page.Messages[1].Payload));
@@ -41,7 +41,7 @@ public sealed class DurableRoomTests(DurableClusterFixture fixture)
 
         Assert.True(retry.Duplicate);
         Assert.Equal(first.Seq, retry.Seq);
-        Assert.Single((await Room(key).GetHistory(null, 10)).Messages);
+        Assert.Single((await Room(key).GetHistory(null, 10, int.MaxValue)).Messages);
     }
 
     [Fact]
@@ -75,7 +75,7 @@ public sealed class DurableRoomTests(DurableClusterFixture fixture)
         var execs = await fixture.Redis.ExecCountAsync() - execsBefore;
         Assert.Equal(Enumerable.Range(2, 200).Select(i => (long)i), results.Select(r => r.Seq).Order());
         Assert.InRange(execs, 1, 199);
-        Assert.Equal(Enumerable.Range(152, 50).Select(i => (long)i), (await Room(key).GetHistory(null, 500)).Messages.Select(m => m.Seq));
+        Assert.Equal(Enumerable.Range(152, 50).Select(i => (long)i), (await Room(key).GetHistory(null, 500, int.MaxValue)).Messages.Select(m => m.Seq));
     }
 
     [Fact]
@@ -92,9 +92,9 @@ public sealed class DurableRoomTests(DurableClusterFixture fixture)
 
         // Concurrent publishes commit as one batch, bigger than the window.
         await Task.WhenAll(Enumerable.Range(0, 10).Select(_ => PublishAsync(key, text, policy: policy)));
-        var before = await Room(key).GetHistory(null, 100);
+        var before = await Room(key).GetHistory(null, 100, int.MaxValue);
         await DeactivateAsync(key);
-        var after = await Room(key).GetHistory(null, 100);
+        var after = await Room(key).GetHistory(null, 100, int.MaxValue);
 
         Assert.Equal([13L, 14, 15, 16], before.Messages.Select(m => m.Seq));
         Assert.Equal(before.Messages.Select(m => m.Seq), after.Messages.Select(m => m.Seq));
@@ -124,7 +124,7 @@ public sealed class DurableRoomTests(DurableClusterFixture fixture)
         Assert.True(failure is RoomStoreException, $"Expected RoomStoreException, got {failure}");
         var after = await PublishAsync(key, "after");
         Assert.Equal(before.Epoch, after.Epoch);
-        var page = await Room(key).GetHistory(null, 10);
+        var page = await Room(key).GetHistory(null, 10, int.MaxValue);
         Assert.Equal(page.Messages.Select(m => m.Seq).Distinct().Count(), page.Messages.Length);
         Assert.DoesNotContain(page.Messages, m => Encoding.UTF8.GetString(m.Payload) == "\"during\"");
         Assert.Equal(before.Seq + 1, after.Seq);
@@ -139,10 +139,10 @@ public sealed class DurableRoomTests(DurableClusterFixture fixture)
 
     private async Task DeactivateAsync(string key)
     {
-        var before = (await Room(key).GetHistory(null, 0)).Epoch;
+        var before = (await Room(key).GetHistory(null, 0, int.MaxValue)).Epoch;
         await Room(key).Cast<IGrainManagementExtension>().DeactivateOnIdle();
 
         // The next call lands on a new activation, which loaded the stored state.
-        Assert.Equal(before, (await Room(key).GetHistory(null, 0)).Epoch);
+        Assert.Equal(before, (await Room(key).GetHistory(null, 0, int.MaxValue)).Epoch);
     }
 }

@@ -26,7 +26,7 @@ public sealed class GrainRefsTests(ClusterFixture fixture) : GrainTestBase(fixtu
 
         // A room published to through one kind of reference is seen through the other.
         var result = await Client.Ref<IRoomGrain>(roomKey).Publish(PublishOf("alice", "{\"n\":1}"));
-        var page = await Room(roomKey).GetHistory(null, 10);
+        var page = await Room(roomKey).GetHistory(null, 10, int.MaxValue);
         var delivered = await Client.Ref<IUserGrain>(userKey).Send(new Broker.Grains.Models.DirectMessage("bob", 1, Json("{}")));
 
         Assert.Equal(1, result.Seq);

@@ -13,7 +13,7 @@ public sealed class RoomGrainHistoryTests(ClusterFixture fixture) : GrainTestBas
         var join = await room.Join(JoinOf("c1", "alice", NewFrontend("a"), policy));
         await PublishManyAsync(room, 12, policy);
 
-        var page = await room.GetHistory(null, 100);
+        var page = await room.GetHistory(null, 100, int.MaxValue);
 
         Assert.Equal(join.Epoch, page.Epoch);
         Assert.Equal([8L, 9, 10, 11, 12], page.Messages.Select(m => m.Seq));
@@ -33,7 +33,7 @@ public sealed class RoomGrainHistoryTests(ClusterFixture fixture) : GrainTestBas
             await room.Publish(PublishOf("alice", $"{{\"n\":{i},\"p\":\"{payload}\"}}", policy));
         }
 
-        var page = await room.GetHistory(null, 100);
+        var page = await room.GetHistory(null, 100, int.MaxValue);
 
         Assert.Equal([6L, 7, 8, 9], page.Messages.Select(m => m.Seq));
     }
@@ -68,8 +68,8 @@ public sealed class RoomGrainHistoryTests(ClusterFixture fixture) : GrainTestBas
         await room.Join(JoinOf("c1", "alice", NewFrontend("a"), policy));
         await PublishManyAsync(room, 3, policy);
 
-        Assert.Empty((await room.GetHistory(null, 100)).Messages);
-        Assert.Empty((await room.GetHistory(0, 100)).Messages);
+        Assert.Empty((await room.GetHistory(null, 100, int.MaxValue)).Messages);
+        Assert.Empty((await room.GetHistory(0, 100, int.MaxValue)).Messages);
     }
 
     [Fact]
@@ -79,9 +79,9 @@ public sealed class RoomGrainHistoryTests(ClusterFixture fixture) : GrainTestBas
         await room.Join(JoinOf("c1", "alice", NewFrontend("a")));
         await PublishManyAsync(room, 10, Policy());
 
-        var limited = await room.GetHistory(4, 3);
-        var all = await room.GetHistory(4, 100);
-        var none = await room.GetHistory(10, 100);
+        var limited = await room.GetHistory(4, 3, int.MaxValue);
+        var all = await room.GetHistory(4, 100, int.MaxValue);
+        var none = await room.GetHistory(10, 100, int.MaxValue);
 
         Assert.Equal([5L, 6, 7], limited.Messages.Select(m => m.Seq));
         Assert.Equal([5L, 6, 7, 8, 9, 10], all.Messages.Select(m => m.Seq));
@@ -91,16 +91,79 @@ public sealed class RoomGrainHistoryTests(ClusterFixture fixture) : GrainTestBas
     }
 
     [Fact]
+    public async Task GetHistory_ByteBound_CutsShortWithMoreAndPagingWithSinceGetsEverything()
+    {
+        var room = Room(NewKey());
+        var payload = new string('x', 1000);
+        await room.Join(JoinOf("c1", "alice", NewFrontend("a")));
+        for (var i = 1; i <= 10; i++)
+        {
+            await room.Publish(PublishOf("alice", $"{{\"n\":{i},\"p\":\"{payload}\"}}", Policy()));
+        }
+
+        var perMessage = Json($"{{\"n\":1,\"p\":\"{payload}\"}}").Length + HistoryWindow.MessageOverheadBytes;
+        var pages = new List<Models.HistoryPage>();
+        long? since = null;
+        do
+        {
+            var page = await room.GetHistory(since, 100, 3 * perMessage + 10);
+            pages.Add(page);
+            since = page.Messages[^1].Seq;
+        }
+        while (pages[^1].More && pages.Count < 10);
+
+        Assert.Equal(Enumerable.Range(1, 10).Select(i => (long)i), pages.SelectMany(p => p.Messages).Select(m => m.Seq));
+        Assert.Equal([3, 3, 3, 1], pages.Select(p => p.Messages.Length));
+        Assert.Equal([true, true, true, false], pages.Select(p => p.More));
+    }
+
+    [Fact]
+    public async Task GetHistory_LimitCutsShort_MoreOnlyWhileLaterMessagesExist()
+    {
+        var room = Room(NewKey());
+        await room.Join(JoinOf("c1", "alice", NewFrontend("a")));
+        await PublishManyAsync(room, 6, Policy());
+
+        var first = await room.GetHistory(0, 4, int.MaxValue);
+        var last = await room.GetHistory(4, 4, int.MaxValue);
+        var latest = await room.GetHistory(null, 4, int.MaxValue);
+
+        Assert.True(first.More);
+        Assert.Equal([5L, 6], last.Messages.Select(m => m.Seq));
+        Assert.False(last.More);
+
+        // Without since: the latest four; the older ones are not "more" (paging goes forward).
+        Assert.Equal([3L, 4, 5, 6], latest.Messages.Select(m => m.Seq));
+        Assert.False(latest.More);
+    }
+
+    [Fact]
+    public async Task GetHistory_PreviousVersionOverload_UnboundedInBytes()
+    {
+        var room = Room(NewKey());
+        await room.Join(JoinOf("c1", "alice", NewFrontend("a")));
+        for (var i = 1; i <= 5; i++)
+        {
+            await room.Publish(PublishOf("alice", $"{{\"p\":\"{new string('x', 100_000)}\"}}", Policy()));
+        }
+
+        var page = await room.GetHistory(0, 100);
+
+        Assert.Equal([1L, 2, 3, 4, 5], page.Messages.Select(m => m.Seq));
+        Assert.False(page.More);
+    }
+
+    [Fact]
     public async Task GetHistory_NullSince_ReturnsLatestOldestFirst()
     {
         var room = Room(NewKey());
         await room.Join(JoinOf("c1", "alice", NewFrontend("a")));
         await PublishManyAsync(room, 10, Policy());
 
-        var page = await room.GetHistory(null, 3);
+        var page = await room.GetHistory(null, 3, int.MaxValue);
 
         Assert.Equal([8L, 9, 10], page.Messages.Select(m => m.Seq));
-        Assert.Empty((await room.GetHistory(null, 0)).Messages);
+        Assert.Empty((await room.GetHistory(null, 0, int.MaxValue)).Messages);
     }
 
     [Fact]

@@ -177,7 +177,7 @@ public sealed class RoomGrainPublishTests(ClusterFixture fixture) : GrainTestBas
         Assert.Equal(first.Epoch, retry.Epoch);
         Assert.Equal(first.Seq + 1, barrier);
         Assert.Equal([first.Seq, barrier], frontend.RoomMessages(key).Select(m => m.Seq));
-        Assert.Single((await room.GetHistory(null, 100)).Messages, m => m.From == "alice");
+        Assert.Single((await room.GetHistory(null, 100, int.MaxValue)).Messages, m => m.From == "alice");
     }
 
     [Fact]

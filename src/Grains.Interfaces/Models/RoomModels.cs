@@ -102,6 +102,10 @@ public sealed record JoinRequest(
 /// <summary>
 /// Seq is the room's latest seq; Version the room's stream position at the join. When the
 /// join asked to recover and could, Missed holds every message after Since, in order.
+/// Recovery is all or nothing and never larger than the history window (HistoryLimit messages,
+/// HistoryBytes bytes): a partial catch-up followed by the live stream would leave a hole the
+/// client cannot see, so a gap the window does not cover is Recovered=false, and the client
+/// reloads with history pages.
 /// </summary>
 [GenerateSerializer, Immutable, Alias("Broker.JoinResult")]
 public sealed record JoinResult(

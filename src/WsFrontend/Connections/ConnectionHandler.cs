@@ -382,11 +382,14 @@ public sealed partial class ConnectionHandler
     private async Task<byte[]?> HistoryAsync(ClientConnection connection, ClientFrame frame)
     {
         var room = frame.Room!;
-        var window = connection.Options.History;
+        var window = Math.Min(connection.Options.History, BrokerOptions.MaxHistoryLimit);
         var limit = Math.Min(frame.Limit ?? window, window);
         var grain = _grains.Ref<IRoomGrain>(GrainKeys.Of(connection.Namespace, room));
-        var page = await CallAsync(connection, frame.Id, () => grain.GetHistory(frame.Since, limit));
-        return page.Failure ?? FrameWriter.History(frame.Id, room, page.Value.Epoch, page.Value.Messages);
+
+        // The room cuts the page to about MaxReplyBytes (its own measure of a message), the
+        // writer to exactly that in frame bytes; either sets "more" and the client pages on.
+        var page = await CallAsync(connection, frame.Id, () => grain.GetHistory(frame.Since, limit, _options.MaxReplyBytes));
+        return page.Failure ?? FrameWriter.History(frame.Id, room, page.Value.Epoch, page.Value.Messages, page.Value.More, _options.MaxReplyBytes);
     }
 
     private async Task CleanupAsync(ClientConnection connection, string userKey)

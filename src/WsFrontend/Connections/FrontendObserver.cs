@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using Broker.Frontend.Hosting;
 using Broker.Frontend.Protocol;
 using Broker.Grains;
 using Broker.Grains.Models;
@@ -16,6 +17,9 @@ public sealed partial class FrontendObserver : IFrontendObserver
 {
     /// <summary>Members per parallel chunk of a fan-out: rooms below twice this are delivered on one thread.</summary>
     private const int ParallelChunkMembers = 200;
+
+    /// <summary>Bytes of history one gap-fill call brings back (as the room counts them), the size of a client's history reply.</summary>
+    internal const int GapFillPageBytes = BrokerOptions.DefaultMaxReplyBytes;
 
     private readonly LocalIndex<RoomMembership> _rooms;
     private readonly LocalIndex<ClientConnection> _users;
@@ -113,19 +117,27 @@ public sealed partial class FrontendObserver : IFrontendObserver
         }
 
         var room = _grains.Ref<IRoomGrain>(GrainKeys.Of(delivery.Namespace, delivery.Room));
-        HistoryPage page;
-        try
-        {
-            page = await room.GetHistory(from, (int)Math.Min(upTo - from, int.MaxValue));
-        }
-        catch (Exception ex)
-        {
-            LogGapFillFailed(_logger, delivery.Namespace, delivery.Room, from, upTo, ex);
-            page = new HistoryPage(delivery.Epoch, []);
-        }
 
-        if (page.Epoch == delivery.Epoch)
+        // Page by page, each bounded in bytes like a client's history reply, so that a large
+        // gap never travels (nor sits here) as one message.
+        for (var next = from; next < upTo;)
         {
+            HistoryPage page;
+            try
+            {
+                page = await room.GetHistory(next, (int)Math.Min(upTo - next, int.MaxValue), GapFillPageBytes);
+            }
+            catch (Exception ex)
+            {
+                LogGapFillFailed(_logger, delivery.Namespace, delivery.Room, next, upTo, ex);
+                break;
+            }
+
+            if (page.Epoch != delivery.Epoch || page.Messages.IsEmpty)
+            {
+                break;
+            }
+
             foreach (var message in page.Messages.Where(m => m.Seq <= upTo))
             {
                 var frame = FrameWriter.Message(delivery.Room, delivery.Epoch, message);
@@ -134,6 +146,14 @@ public sealed partial class FrontendObserver : IFrontendObserver
                     member.Fill(delivery.Epoch, message.Seq, frame);
                 }
             }
+
+            var last = page.Messages[^1].Seq;
+            if (!page.More || last <= next)
+            {
+                break;
+            }
+
+            next = last;
         }
 
         foreach (var member in members)

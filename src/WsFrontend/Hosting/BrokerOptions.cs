@@ -18,6 +18,13 @@ public sealed class BrokerOptions
     public const int DefaultRateLimitPerSecond = 500;
     public const int DefaultRateLimitBurst = 1000;
     public const int DefaultMaxNameLength = 200;
+    public const int DefaultMaxReplyBytes = 256 * 1024;
+
+    /// <summary>The most messages one history reply holds, whatever limit was asked (protocol.md "Bounds").</summary>
+    public const int MaxHistoryLimit = 100;
+
+    /// <summary>How much room a reply needs beyond its largest message: MaxReplyBytes must leave this above MaxFrameBytes.</summary>
+    public const int ReplyHeadroomBytes = 16 * 1024;
 
     /// <summary>This front-end's name in welcome frames and logs; default "fe-" and 8 random hex digits.</summary>
     public string? NodeId { get; set; }
@@ -63,6 +70,13 @@ public sealed class BrokerOptions
     /// fills up switches to the writer for good (order kept).
     /// </summary>
     public bool DirectSocketWrites { get; set; } = true;
+
+    /// <summary>
+    /// Largest history reply, in bytes of the frame: a reply cut short by it carries
+    /// "more": true and the client pages on with since. At least MaxFrameBytes plus
+    /// <see cref="ReplyHeadroomBytes"/>, so that any one message fits.
+    /// </summary>
+    public int MaxReplyBytes { get; set; } = DefaultMaxReplyBytes;
 
     /// <summary>Rooms one connection may be in at once; a join beyond it gets too_large.</summary>
     public int MaxRoomsPerConnection { get; set; } = DefaultMaxRoomsPerConnection;
@@ -133,6 +147,11 @@ public sealed class BrokerOptions
         if (OutboxFrames < 1)
         {
             yield return "Broker:OutboxFrames must be at least 1.";
+        }
+
+        if (MaxReplyBytes < MaxFrameBytes + ReplyHeadroomBytes)
+        {
+            yield return $"Broker:MaxReplyBytes must be at least MaxFrameBytes + {ReplyHeadroomBytes} ({MaxFrameBytes + ReplyHeadroomBytes}), so that any one message fits in a history reply.";
         }
 
         if (MaxRoomsPerConnection < 1)

@@ -80,21 +80,51 @@ public static class FrameWriter
         w.WriteEndArray();
     });
 
-    public static byte[] History(byte[] id, string room, string epoch, ImmutableArray<RoomMessage> messages) => Write(w =>
+    /// <summary>
+    /// A history reply of at most <paramref name="maxBytes"/> bytes: the messages that fit, in
+    /// order (at least one, so that paging always moves), then "more" — true when the room cut
+    /// the page short (<paramref name="more"/>) or when messages did not fit here. "more" comes
+    /// last so that the frame can end after any message.
+    /// </summary>
+    public static byte[] History(byte[] id, string room, string epoch, ImmutableArray<RoomMessage> messages, bool more = false, int maxBytes = int.MaxValue)
     {
+        var buffer = t_buffer ??= new ArrayBufferWriter<byte>(512);
+        var w = t_writer ??= new Utf8JsonWriter(buffer, WriterOptions);
+        buffer.ResetWrittenCount();
+        w.Reset(buffer);
+        w.WriteStartObject();
         Start(w, "history", id);
         w.WriteString("room"u8, room);
         w.WriteString("epoch"u8, epoch);
         w.WriteStartArray("messages"u8);
-        foreach (var message in messages)
+        var fitted = 0;
+        for (var i = 0; i < messages.Length; i++)
         {
             w.WriteStartObject();
-            MessageFields(w, room, epoch, message);
+            MessageFields(w, room, epoch, messages[i]);
             w.WriteEndObject();
+            w.Flush();
+            if (i > 0 && buffer.WrittenCount + HistoryEndMore.Length + 1 > maxBytes)
+            {
+                // This message does not fit: the frame ends after the previous one.
+                var cut = new byte[fitted + HistoryEndMore.Length];
+                buffer.WrittenSpan[..fitted].CopyTo(cut);
+                HistoryEndMore.CopyTo(cut.AsSpan(fitted));
+                return cut;
+            }
+
+            fitted = buffer.WrittenCount;
         }
 
         w.WriteEndArray();
-    });
+        w.WriteBoolean("more"u8, more);
+        w.WriteEndObject();
+        w.Flush();
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>How a history frame cut after a message ends (one byte shorter than with false).</summary>
+    private static ReadOnlySpan<byte> HistoryEndMore => "],\"more\":true}"u8;
 
     public static byte[] Echo(byte[] id, byte[] data) => Write(w =>
     {

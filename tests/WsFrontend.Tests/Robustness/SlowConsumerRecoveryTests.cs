@@ -25,6 +25,7 @@ public sealed class SlowConsumerRecoveryTests
 
             // The window must hold the whole gap (up to Messages + MoreMessages).
             ["Broker:Namespaces:chat:History"] = "1000",
+            ["Broker:Namespaces:chat:HistoryBytes"] = "64000000",
         });
         var room = BrokerFixture.UniqueRoom("slowrec");
         await using var publisher = await server.ConnectAsync("/chat?user=publisher");
