@@ -31,6 +31,12 @@ internal sealed class FrontendQueueSet<T>
         _redeliver = redeliver;
     }
 
+    /// <summary>Front-ends with a queue: with members, or with deliveries still in flight.</summary>
+    public int Count => _queues.Count;
+
+    /// <summary>Whether the front-end has a queue here (members, or deliveries in flight).</summary>
+    public bool Holds(string frontendId) => _queues.ContainsKey(frontendId);
+
     /// <summary>Counts one more member on the front-end; true when the front-end had none before.</summary>
     public bool AddMember(string frontendId, IFrontendObserver observer)
     {

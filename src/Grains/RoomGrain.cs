@@ -13,6 +13,9 @@ namespace Broker.Grains;
 /// in flight the next batch gathers. Messages are delivered only once committed, so nobody ever
 /// sees a message that a crash could take back, and a seq is never reused within an epoch.
 /// Membership is not stored: a new activation asks every live front-end who its members are.
+/// A room with no members is let go: at once when it holds nothing worth keeping (no history,
+/// no remembered msgId), else once nobody has called it for the namespace's EmptyRoomTimeout
+/// (with the memory store its epoch and history go with it; the Redis store keeps them).
 /// Invariants: seq grows by one per accepted publish; Version grows by one per event of this
 /// activation; each front-end's queue receives events in Version order.
 /// </summary>
@@ -20,8 +23,9 @@ namespace Broker.Grains;
 public sealed partial class RoomGrain : Grain, IRoomGrain
 {
     /// <summary>
-    /// A room nobody has called for this long is deactivated and its in-memory history lost.
-    /// Rooms with members are called by their front-ends' heartbeats, so only empty rooms go.
+    /// A room nobody has called for this long is deactivated whatever it holds: a backstop, as
+    /// rooms with members are called by their front-ends' heartbeats and empty rooms let
+    /// themselves go sooner (<see cref="LetGoIfEmpty"/>).
     /// </summary>
     public const double IdleMinutes = 60;
 
@@ -51,13 +55,14 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
     private long _version;
     private RoomPolicy _policy = new(HistoryLimit: 100, Presence: true);
     private bool _policyApplied;
+    private IGrainTimer? _emptyTimer;
 
     public RoomGrain(ILogger<RoomGrain> logger, TimeProvider time, IRoomStore store)
     {
         _logger = logger;
         _time = time;
         _store = store;
-        _frontends = new FrontendQueueSet<RoomEvent>(SendAsync, OnFrontendFailed, OnDeliveryRetried, redeliver: true);
+        _frontends = new FrontendQueueSet<RoomEvent>(SendAsync, OnFrontendFailed, OnDeliveryRetried, redeliver: true, onDrained: LetGoIfEmpty);
     }
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
@@ -123,6 +128,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
             _left.Add(connectionId);
         }
 
+        LetGoIfEmpty();
         return Task.FromResult(removed);
     }
 
@@ -156,11 +162,13 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         if (!_store.IsDurable)
         {
             Commit([stored]);
+            LetGoIfEmpty();
             return new PublishResult(message.Seq, _epoch, Duplicate: false);
         }
 
         _uncommitted.Add(stored);
         await WaitCommittedAsync(message.Seq);
+        LetGoIfEmpty();
         return new PublishResult(message.Seq, _epoch, Duplicate: false);
     }
 
@@ -172,6 +180,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
             entries.Add(new PresenceEntry(user, count));
         }
 
+        LetGoIfEmpty();
         return Task.FromResult(entries.MoveToImmutable());
     }
 
@@ -182,6 +191,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         limit = Math.Max(0, limit);
         bool more;
         var messages = since is { } after ? _history.After(after, limit, maxBytes, out more) : _history.Latest(limit, maxBytes, out more);
+        LetGoIfEmpty();
         return Task.FromResult(new HistoryPage(_epoch, messages, more));
     }
 
@@ -198,13 +208,19 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         }
 
         // The registry may have been rebuilt since this room watched the front-end.
-        FrontendMembership.Watch(GrainFactory, sync.FrontendId, SelfReference<IFrontendWatcher>.Of(this, GrainFactory));
+        if (_frontends.Holds(sync.FrontendId))
+        {
+            FrontendMembership.Watch(GrainFactory, sync.FrontendId, SelfReference<IFrontendWatcher>.Of(this, GrainFactory));
+        }
+
+        LetGoIfEmpty();
         return Task.CompletedTask;
     }
 
     public Task FrontendLost(string frontendId)
     {
         DropFrontend(frontendId);
+        LetGoIfEmpty();
         return Task.CompletedTask;
     }
 
@@ -261,6 +277,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         finally
         {
             _committing = false;
+            LetGoIfEmpty();
         }
     }
 
@@ -355,7 +372,13 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
             _connectionsPerUser[member.User] = remaining;
         }
 
-        _frontends.RemoveMember(member.FrontendId);
+        if (_frontends.RemoveMember(member.FrontendId))
+        {
+            // Nobody left there: the registry need not keep this room for that front-end, nor
+            // wake it up (to no purpose) when the front-end is lost.
+            FrontendMembership.Unwatch(GrainFactory, member.FrontendId, SelfReference<IFrontendWatcher>.Of(this, GrainFactory));
+        }
+
         if (remaining == 0 && _policy.Presence)
         {
             _frontends.Broadcast(new RoomEvent(++_version, RoomEventKind.MemberLeft, member.User, null));
@@ -382,6 +405,57 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
     {
         LogFrontendFailed(_logger, frontendId, _namespace, _room, exception);
         DropFrontend(frontendId);
+
+        // The front-end may well be alive (only slow): its heartbeat brings the members back and watches again.
+        FrontendMembership.Unwatch(GrainFactory, frontendId, SelfReference<IFrontendWatcher>.Of(this, GrainFactory));
+        LetGoIfEmpty();
+    }
+
+    /// <summary>
+    /// Lets an empty room go, so that rooms nobody is in do not pile up for the collection age
+    /// (a client can name any number of rooms). Called after every call, and when the last
+    /// delivery to a front-end is done. Nothing worth keeping (no history, no msgId to dedupe):
+    /// deactivated at once. Else after EmptyRoomTimeout without a call, so that a member who
+    /// comes back soon still recovers (with the memory store the history goes with the
+    /// activation; the Redis store keeps it). A room with members, or with a commit or a
+    /// delivery in flight, stays.
+    /// </summary>
+    private void LetGoIfEmpty()
+    {
+        if (_members.Count > 0 || _frontends.Count > 0 || _committing || _uncommitted.Count > 0 || _waiting.Count > 0)
+        {
+            return;
+        }
+
+        var holdsNothing = (_history.Count == 0 || _policy.HistoryLimit == 0) && _seqByMsgId.Count == 0;
+        var timeout = _policy.EffectiveEmptyRoomTimeout;
+        if (holdsNothing || timeout == TimeSpan.Zero)
+        {
+            this.DeactivateOnIdle();
+            return;
+        }
+
+        // One timer per activation, pushed back by every call while the room is empty; its ticks
+        // do not keep the room alive (KeepAlive is off).
+        if (_emptyTimer is null)
+        {
+            _emptyTimer = this.RegisterGrainTimer(OnEmptyTimeout, new GrainTimerCreationOptions(timeout, Timeout.InfiniteTimeSpan));
+        }
+        else
+        {
+            _emptyTimer.Change(timeout, Timeout.InfiniteTimeSpan);
+        }
+    }
+
+    private Task OnEmptyTimeout(CancellationToken cancellationToken)
+    {
+        if (_members.Count == 0 && _frontends.Count == 0 && !_committing && _uncommitted.Count == 0 && _waiting.Count == 0)
+        {
+            LogEmptyRoomReleased(_logger, _namespace, _room, _history.Count);
+            this.DeactivateOnIdle();
+        }
+
+        return Task.CompletedTask;
     }
 
     private void OnDeliveryRetried(string frontendId, Exception exception) =>
@@ -397,6 +471,9 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
             _seqByMsgId.Remove(_msgIdOrder.Dequeue());
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Room {Namespace}/{Room} has had no members nor calls for its empty-room timeout; let go with {Messages} messages of history")]
+    private static partial void LogEmptyRoomReleased(ILogger logger, string @namespace, string room, int messages);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Room {Namespace}/{Room} could not commit; its pending publishes failed and it reloads on the next call")]
     private static partial void LogCommitFailed(ILogger logger, string @namespace, string room, Exception exception);

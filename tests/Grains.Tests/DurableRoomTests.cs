@@ -64,6 +64,27 @@ public sealed class DurableRoomTests(DurableClusterFixture fixture)
     }
 
     [Fact]
+    public async Task Leave_LastMemberAfterEmptyRoomTimeout_DeactivatesAndKeepsEpochAndHistory()
+    {
+        var key = NewKey();
+        var policy = Policy with { EmptyRoomTimeout = TimeSpan.FromMilliseconds(300) };
+        var frontend = new RecordingFrontend("fe-durable-" + Guid.NewGuid().ToString("N"));
+        var reference = fixture.Client.CreateObjectReference<IFrontendObserver>(frontend);
+        var first = await Room(key).Join(new JoinRequest("c1", "alice", frontend.Id, reference, policy, null, null));
+        await PublishAsync(key, "one", policy: policy);
+        await PublishAsync(key, "two", policy: policy);
+
+        await Room(key).Leave("c1");
+        await Activations.WaitUntilGoneAsync(fixture.Client, Room(key), "the emptied durable room");
+        var back = await Room(key).Join(new JoinRequest("c2", "alice", frontend.Id, reference, policy, Since: 1, Epoch: first.Epoch));
+
+        Assert.True(back.Recovered);
+        Assert.Equal(first.Epoch, back.Epoch);
+        Assert.Equal([2L], back.Missed.Select(m => m.Seq));
+        fixture.Client.DeleteObjectReference<IFrontendObserver>(reference);
+    }
+
+    [Fact]
     public async Task Publish_ManyConcurrent_CommittedInFewerBatchesThanMessages()
     {
         var key = NewKey();

@@ -26,6 +26,8 @@ public sealed class BrokerOptions
     /// <summary>How much room a reply needs beyond its largest message: MaxReplyBytes must leave this above MaxFrameBytes.</summary>
     public const int ReplyHeadroomBytes = 16 * 1024;
 
+    private const double RoomGrainIdleMinutes = Broker.Grains.RoomGrain.IdleMinutes;
+
     /// <summary>This front-end's name in welcome frames and logs; default "fe-" and 8 random hex digits.</summary>
     public string? NodeId { get; set; }
 
@@ -200,6 +202,11 @@ public sealed class BrokerOptions
             {
                 yield return $"Broker:Namespaces:{name}:HistoryBytes must be at least 1 (History=0 keeps no history).";
             }
+
+            if (ns.EmptyRoomTimeout < TimeSpan.Zero || ns.EmptyRoomTimeout > TimeSpan.FromMinutes(RoomGrainIdleMinutes))
+            {
+                yield return $"Broker:Namespaces:{name}:EmptyRoomTimeout must be between 0 and {RoomGrainIdleMinutes} minutes (rooms nobody calls go after that anyway).";
+            }
         }
     }
 }
@@ -222,6 +229,14 @@ public sealed class NamespaceOptions
     /// </summary>
     public long HistoryBytes { get; set; } = DefaultHistoryBytes;
 
+    /// <summary>
+    /// How long a room with no members that still holds history (or msgIds to deduplicate) is
+    /// kept after its last call; a room holding nothing is let go at once. With the memory store
+    /// its history and epoch go with it (the next join gets a new epoch, recovered:false); with
+    /// the Redis store nothing is lost. 0 lets every empty room go at once.
+    /// </summary>
+    public TimeSpan EmptyRoomTimeout { get; set; } = RoomPolicy.DefaultEmptyRoomTimeout;
+
     /// <summary>Presence queries and member_joined/member_left events.</summary>
     public bool Presence { get; set; } = true;
 
@@ -234,7 +249,7 @@ public sealed class NamespaceOptions
     /// <summary>Allow ?user=NAME and anonymous ids; when false a connection needs a token (HTTP 401 without one).</summary>
     public bool Anonymous { get; set; } = true;
 
-    internal RoomPolicy ToRoomPolicy() => new(History, Presence, HistoryBytes);
+    internal RoomPolicy ToRoomPolicy() => new(History, Presence, HistoryBytes, EmptyRoomTimeout);
 }
 
 public sealed class EmbeddedSiloOptions

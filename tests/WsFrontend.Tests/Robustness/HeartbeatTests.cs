@@ -20,6 +20,10 @@ public sealed class HeartbeatTests
         await kept.JoinAsync(room);
         await watcher.JoinAsync(room);
 
+        // History keeps the room active once it has no members (an empty room holding nothing
+        // is let go at once, and a new activation would ask the front-end for its members).
+        await kept.PublishAsync(room, "before");
+
         // The room forgets this front-end's members behind its back, as when it was declared
         // lost while it lived. (A Leave would not do: the room then skips the connection in
         // restatements, which may have been listed before it left.)
