@@ -42,6 +42,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
     private readonly HistoryWindow _history = new();
     private readonly RecentlyGone _left = new();
     private readonly IRoomStore _store;
+    private readonly IActivationGate _gate;
     private readonly List<StoredMessage> _uncommitted = [];
     private readonly List<(long Seq, TaskCompletionSource Done)> _waiting = [];
     private bool _committing;
@@ -56,12 +57,14 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
     private RoomPolicy _policy = new(HistoryLimit: 100, Presence: true);
     private bool _policyApplied;
     private IGrainTimer? _emptyTimer;
+    private bool _refused;
 
-    public RoomGrain(ILogger<RoomGrain> logger, TimeProvider time, IRoomStore store)
+    public RoomGrain(ILogger<RoomGrain> logger, TimeProvider time, IRoomStore store, IActivationGate gate)
     {
         _logger = logger;
         _time = time;
         _store = store;
+        _gate = gate;
         _frontends = new FrontendQueueSet<RoomEvent>(SendAsync, OnFrontendFailed, OnDeliveryRetried, redeliver: true, onDrained: LetGoIfEmpty);
     }
 
@@ -69,6 +72,14 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
     {
         (_namespace, _room) = GrainKeys.Split(this.GetPrimaryKeyString());
         _activation = MemoryRoomStore.NewEpoch();
+        if (!_gate.AdmitsNewActivations)
+        {
+            // Short of memory: this activation answers its calls with SiloOverloadedException
+            // and goes; nothing is loaded, nobody is asked. Throwing from here instead would log
+            // an error per refusal and keep the failed activation for seconds.
+            _refused = true;
+            return;
+        }
         var snapshot = await _store.LoadAsync(this.GetPrimaryKeyString(), cancellationToken);
         _epoch = snapshot.Epoch;
         _seq = _committedSeq = snapshot.Seq;
@@ -101,6 +112,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
 
     public Task<JoinResult> Join(JoinRequest request)
     {
+        ThrowIfRefused();
         ApplyPolicy(request.Policy);
         var recovered = false;
         var missed = ImmutableArray<RoomMessage>.Empty;
@@ -122,6 +134,13 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
 
     public Task<bool> Leave(string connectionId)
     {
+        if (_refused)
+        {
+            // A refused activation has no members: nothing to leave.
+            this.DeactivateOnIdle();
+            return Task.FromResult(false);
+        }
+
         var removed = RemoveMember(connectionId);
         if (removed)
         {
@@ -134,6 +153,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
 
     public async Task<PublishResult> Publish(PublishRequest request)
     {
+        ThrowIfRefused();
         ApplyPolicy(request.Policy);
         string? dedupeKey = null;
         if (request.MsgId is { } msgId)
@@ -174,6 +194,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
 
     public Task<ImmutableArray<PresenceEntry>> GetPresence()
     {
+        ThrowIfRefused();
         var entries = ImmutableArray.CreateBuilder<PresenceEntry>(_connectionsPerUser.Count);
         foreach (var (user, count) in _connectionsPerUser)
         {
@@ -188,6 +209,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
 
     public Task<HistoryPage> GetHistory(long? since, int limit, int maxBytes)
     {
+        ThrowIfRefused();
         limit = Math.Max(0, limit);
         bool more;
         var messages = since is { } after ? _history.After(after, limit, maxBytes, out more) : _history.Latest(limit, maxBytes, out more);
@@ -197,6 +219,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
 
     public Task SyncFrontend(FrontendRoomSync sync)
     {
+        ThrowIfRefused();
         ApplyPolicy(sync.Policy);
         foreach (var member in sync.Members)
         {
@@ -219,12 +242,28 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
 
     public Task FrontendLost(string frontendId)
     {
+        if (_refused)
+        {
+            this.DeactivateOnIdle();
+            return Task.CompletedTask;
+        }
+
         DropFrontend(frontendId);
         LetGoIfEmpty();
         return Task.CompletedTask;
     }
 
     private static string DedupeKey(string user, string msgId) => string.Concat(user, "\n", msgId);
+
+    /// <summary>A refused activation (the silo was short of memory) answers unavailable and goes; the next call tries again.</summary>
+    private void ThrowIfRefused()
+    {
+        if (_refused)
+        {
+            this.DeactivateOnIdle();
+            throw new SiloOverloadedException();
+        }
+    }
 
     private Task WaitCommittedAsync(long seq)
     {

@@ -16,6 +16,8 @@ public sealed partial class UserGrain : Grain, IUserGrain
     private readonly Dictionary<string, string> _frontendByConnection = new(StringComparer.Ordinal);
     private readonly FrontendQueueSet<DirectMessage> _frontends;
     private readonly RecentlyGone _disconnected = new();
+    private readonly IActivationGate _gate;
+    private bool _refused;
     private string _namespace = string.Empty;
     private string _user = string.Empty;
     private Task? _rebuild;
@@ -23,26 +25,37 @@ public sealed partial class UserGrain : Grain, IUserGrain
     /// <summary>How long the first direct message of an activation waits for the connections to be rebuilt.</summary>
     private static readonly TimeSpan FirstSendRebuildWait = TimeSpan.FromSeconds(2);
 
-    public UserGrain(ILogger<UserGrain> logger)
+    public UserGrain(ILogger<UserGrain> logger, IActivationGate gate)
     {
         _logger = logger;
+        _gate = gate;
         _frontends = new FrontendQueueSet<DirectMessage>(SendAsync, OnFrontendFailed, OnDeliveryFailed, redeliver: false, onDrained: OnDrained);
     }
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
         (_namespace, _user) = GrainKeys.Split(this.GetPrimaryKeyString());
+
+        // Short of memory: the calls of this activation are refused (see RoomGrain).
+        _refused = !_gate.AdmitsNewActivations;
         return Task.CompletedTask;
     }
 
     public Task Connect(UserConnection connection)
     {
+        ThrowIfRefused();
         Add(connection.ConnectionId, connection.FrontendId, connection.Frontend);
         return Task.CompletedTask;
     }
 
     public Task Disconnect(string connectionId)
     {
+        if (_refused)
+        {
+            this.DeactivateOnIdle();
+            return Task.CompletedTask;
+        }
+
         if (_frontendByConnection.Remove(connectionId, out var frontendId))
         {
             _disconnected.Add(connectionId);
@@ -57,6 +70,7 @@ public sealed partial class UserGrain : Grain, IUserGrain
 
     public async Task<int> Send(DirectMessage message)
     {
+        ThrowIfRefused();
         _rebuild ??= RebuildAsync();
         if (!_rebuild.IsCompleted)
         {
@@ -72,6 +86,7 @@ public sealed partial class UserGrain : Grain, IUserGrain
 
     public Task SyncFrontend(string frontendId, IFrontendObserver frontend, ImmutableArray<string> connectionIds)
     {
+        ThrowIfRefused();
         foreach (var connectionId in connectionIds)
         {
             AddUnlessGone(connectionId, frontendId, frontend);
@@ -83,6 +98,12 @@ public sealed partial class UserGrain : Grain, IUserGrain
 
     public Task FrontendLost(string frontendId)
     {
+        if (_refused)
+        {
+            this.DeactivateOnIdle();
+            return Task.CompletedTask;
+        }
+
         DropFrontend(frontendId);
         return Task.CompletedTask;
     }
@@ -121,6 +142,15 @@ public sealed partial class UserGrain : Grain, IUserGrain
     /// reconnect then finds them in order).
     /// </summary>
     private void OnDrained() => this.DeactivateOnIdle();
+
+    private void ThrowIfRefused()
+    {
+        if (_refused)
+        {
+            this.DeactivateOnIdle();
+            throw new SiloOverloadedException();
+        }
+    }
 
     private void DropFrontend(string frontendId)
     {

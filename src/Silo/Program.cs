@@ -33,7 +33,7 @@ builder.UseOrleans(silo =>
         silo.UseBrokerRedisClustering(cluster, advertise, options.SiloPort, options.GatewayPort);
     }
 
-    silo.AddBrokerGrains();
+    silo.AddBrokerGrains(options.Memory);
     if (options.Store == "redis")
     {
         silo.UseBrokerRedisRoomStore(options.StoreRedis ?? options.Redis!, options.ServiceId);

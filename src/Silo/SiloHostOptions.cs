@@ -47,6 +47,9 @@ public sealed class SiloHostOptions
     /// <summary>Redis for the room store when it is not the membership Redis.</summary>
     public string? StoreRedis { get; set; }
 
+    /// <summary>Bounds on the memory activations take ("Silo:Memory:*"): shedding, refusing new activations, gateway load shedding.</summary>
+    public SiloMemoryOptions Memory { get; set; } = new();
+
     public IEnumerable<string> Validate()
     {
         foreach (var (name, port) in new[] { ("SiloPort", SiloPort), ("GatewayPort", GatewayPort), ("HealthPort", HealthPort) })
@@ -70,6 +73,11 @@ public sealed class SiloHostOptions
         if (!IPAddress.TryParse(Advertise, out _))
         {
             yield return "Silo:Advertise must be an IP address.";
+        }
+
+        foreach (var problem in Memory.Validate($"{SectionName}:Memory"))
+        {
+            yield return problem;
         }
     }
 }

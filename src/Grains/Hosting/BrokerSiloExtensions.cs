@@ -16,12 +16,36 @@ public static class BrokerSiloExtensions
     /// </summary>
     public static readonly TimeSpan ResponseTimeout = TimeSpan.FromSeconds(10);
 
-    /// <summary>What every silo of the broker needs, whatever process hosts it.</summary>
-    public static ISiloBuilder AddBrokerGrains(this ISiloBuilder silo)
+    /// <summary>
+    /// What every silo of the broker needs, whatever process hosts it, including the bounds on
+    /// the memory its activations take (<see cref="SiloMemoryOptions"/>; defaults when null).
+    /// </summary>
+    public static ISiloBuilder AddBrokerGrains(this ISiloBuilder silo, SiloMemoryOptions? memory = null)
     {
+        memory ??= new SiloMemoryOptions();
         silo.Services.TryAddSingleton(TimeProvider.System);
         silo.Services.TryAddSingleton<IRoomStore, MemoryRoomStore>();
+        silo.Services.TryAddSingleton<IActivationGate>(new MemoryActivationGate(memory));
         silo.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = ResponseTimeout);
+
+        // Under memory pressure Orleans deactivates idle activations, least recently used first
+        // (rooms with members come back when next called, rebuilt from the front-ends).
+        silo.Configure<GrainCollectionOptions>(o =>
+        {
+            o.EnableActivationSheddingOnMemoryPressure = memory.ShedAbovePercent < 100;
+            o.MemoryUsageLimitPercentage = memory.ShedAbovePercent;
+            o.MemoryUsageTargetPercentage = memory.ShedToPercent;
+            o.MemoryUsagePollingPeriod = SiloMemoryOptions.PollingPeriod;
+        });
+
+        // The gateway refuses outside clients' requests (GatewayTooBusyException) past these;
+        // the embedded front-end does not pass through a gateway.
+        silo.Configure<LoadSheddingOptions>(o =>
+        {
+            o.LoadSheddingEnabled = memory.GatewayShedAbovePercent < 100 || memory.GatewayCpuShedAbovePercent < 100;
+            o.MemoryThreshold = memory.GatewayShedAbovePercent;
+            o.CpuThreshold = memory.GatewayCpuShedAbovePercent;
+        });
         return silo;
     }
 

@@ -5,7 +5,6 @@ using Broker.Frontend.Protocol;
 using Broker.Frontend.Transport;
 using Broker.Grains;
 using Broker.Grains.Models;
-using Broker.Grains.Storage;
 using Microsoft.Extensions.Options;
 
 namespace Broker.Frontend.Connections;
@@ -108,7 +107,7 @@ public sealed partial class ConnectionHandler
                 .WaitAsync(_options.ClusterCallTimeout);
             return true;
         }
-        catch (Exception ex) when (ex is TimeoutException or OrleansException)
+        catch (Exception ex) when (ClusterErrors.IsClusterUnavailable(ex))
         {
             LogClusterUnavailable(_logger, connection.Id, ex);
             connection.Close(CloseCodes.TryAgainLater, "The cluster is unavailable; try again later.");
@@ -435,7 +434,7 @@ public sealed partial class ConnectionHandler
         {
             return new CallResult<T>(await call().WaitAsync(_options.ClusterCallTimeout), null);
         }
-        catch (Exception ex) when (ex is TimeoutException or OrleansException or RoomStoreException)
+        catch (Exception ex) when (ClusterErrors.IsClusterUnavailable(ex))
         {
             LogClusterUnavailable(_logger, connection.Id, ex);
             return new CallResult<T>(default!, FrameWriter.Error(id, ErrorCodes.Unavailable, "The cluster could not answer in time; try again."));

@@ -72,7 +72,7 @@ public static partial class BrokerHostingExtensions
             builder.UseOrleans(silo =>
             {
                 silo.UseLocalhostClustering(siloPort: embedded.SiloPort, gatewayPort: embedded.GatewayPort);
-                silo.AddBrokerGrains();
+                silo.AddBrokerGrains(embedded.Memory);
                 if (!string.IsNullOrEmpty(embedded.StoreRedis))
                 {
                     silo.UseBrokerRedisRoomStore(embedded.StoreRedis, cluster.ServiceId);

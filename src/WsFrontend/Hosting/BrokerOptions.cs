@@ -186,6 +186,11 @@ public sealed class BrokerOptions
             yield return "Broker:Jwt:SigningKey must be at least 32 bytes long.";
         }
 
+        foreach (var problem in Embedded.Memory.Validate($"{SectionName}:Embedded:Memory"))
+        {
+            yield return problem;
+        }
+
         foreach (var (name, ns) in Namespaces)
         {
             if (name.Length == 0 || name.Contains('/') || name == "echo" || name == "healthz" || name == "api")
@@ -262,6 +267,9 @@ public sealed class EmbeddedSiloOptions
 
     /// <summary>Redis ("HOST:PORT") where the embedded silo's rooms keep epoch, seq and history; unset keeps them in memory.</summary>
     public string? StoreRedis { get; set; }
+
+    /// <summary>Bounds on the memory the embedded silo's activations take (Broker:Embedded:Memory:*).</summary>
+    public SiloMemoryOptions Memory { get; set; } = new();
 }
 
 /// <summary>See <see cref="BrokerOptions.SocketTransport"/>.</summary>

@@ -44,7 +44,7 @@ public static class ServerApi
                 .WaitAsync(options.Value.ClusterCallTimeout);
             return Results.Json(new { room, seq = result.Seq, epoch = result.Epoch, duplicate = result.Duplicate });
         }
-        catch (Exception ex) when (ex is TimeoutException or OrleansException or Broker.Grains.Storage.RoomStoreException)
+        catch (Exception ex) when (ClusterErrors.IsClusterUnavailable(ex))
         {
             return Problem(HttpStatusCode.ServiceUnavailable, "The cluster could not answer in time; try again.");
         }
@@ -65,7 +65,7 @@ public static class ServerApi
                 .WaitAsync(options.Value.ClusterCallTimeout);
             return Results.Json(new { delivered });
         }
-        catch (Exception ex) when (ex is TimeoutException or OrleansException or Broker.Grains.Storage.RoomStoreException)
+        catch (Exception ex) when (ClusterErrors.IsClusterUnavailable(ex))
         {
             return Problem(HttpStatusCode.ServiceUnavailable, "The cluster could not answer in time; try again.");
         }
