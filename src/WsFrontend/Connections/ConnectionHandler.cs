@@ -71,8 +71,17 @@ public sealed partial class ConnectionHandler
             connection.Send(FrameWriter.Welcome(connection.Id, user, ns, _node.Id));
             await ReceiveLoopAsync(connection);
         }
+        catch (Exception ex) when (IsConnectionFault(ex))
+        {
+            // The peer's socket broke or it broke the protocol: the client's doing, so Debug —
+            // at Error, any client could write a stack trace to the log per connection.
+            // The finally closes what is left of it.
+            LogConnectionFaulted(_logger, connection.Id, ex.GetType().Name, ex.Message);
+        }
         catch (Exception ex)
         {
+            // Only a defect of the server reaches this: nothing a client sends may throw here
+            // (the frame parser answers every input with a frame or an error).
             LogConnectionFailed(_logger, connection.Id, ex);
             connection.Close(CloseCodes.Internal, "Internal error.");
         }
@@ -444,6 +453,11 @@ public sealed partial class ConnectionHandler
         }
     }
 
+    /// <summary>What a broken or misbehaving peer makes a socket throw (the receive loop returns on most of them itself).</summary>
+    private static bool IsConnectionFault(Exception ex) =>
+        ex is WebSocketException or IOException or OperationCanceledException or ObjectDisposedException
+            or System.Net.Sockets.SocketException or MessageTooBigException;
+
     /// <summary>A cluster call's value, or the error frame to answer with.</summary>
     private readonly record struct CallResult<T>(T Value, byte[]? Failure);
 
@@ -452,6 +466,9 @@ public sealed partial class ConnectionHandler
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Connection {ConnectionId} closed (close status {CloseStatus})")]
     private static partial void LogDisconnected(ILogger logger, string connectionId, int closeStatus);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Connection {ConnectionId} ended by a socket fault: {ExceptionType}: {Reason}")]
+    private static partial void LogConnectionFaulted(ILogger logger, string connectionId, string exceptionType, string reason);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Connection {ConnectionId} failed")]
     private static partial void LogConnectionFailed(ILogger logger, string connectionId, Exception exception);
