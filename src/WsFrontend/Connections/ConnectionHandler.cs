@@ -43,7 +43,7 @@ public sealed partial class ConnectionHandler
     /// </param>
     public async Task RunAsync(WebSocket socket, string ns, NamespaceOptions nsOptions, string user, DateTimeOffset? expires = null, bool generatedUser = false)
     {
-        var connection = new ClientConnection(_node.NextConnectionId(), user, ns, nsOptions, socket, _options.OutboxFrames, _options.CloseTimeout)
+        var connection = new ClientConnection(_node.NextConnectionId(), user, ns, nsOptions, socket, _options.OutboxFrames, _options.OutboxBytes, _options.CloseTimeout)
         {
             UserGrainKnows = !generatedUser,
         };
@@ -213,6 +213,9 @@ public sealed partial class ConnectionHandler
 
     private async Task HandleTextAsync(ClientConnection connection, RateLimiter limiter, ReadOnlyMemory<byte> text)
     {
+        // A client that does not read its replies gets nothing more done until it does: no
+        // cluster call made, no reply built and held while it waits for outbox space.
+        await connection.WaitForRoomAsync();
         if (text.Span.SequenceEqual("ping"u8))
         {
             await connection.ReplyAsync(limiter.TryTake() ? FrameWriter.Pong : FrameWriter.Error([], ErrorCodes.RateLimited, RateLimitedMessage()));
