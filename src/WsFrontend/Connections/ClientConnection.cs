@@ -8,7 +8,10 @@ namespace Broker.Frontend.Connections;
 /// <summary>
 /// One client socket: who it is, the rooms it sits in, and its bounded outbox. Anybody may call
 /// <see cref="Send"/> from any thread; it never blocks: a full outbox closes the connection with
-/// 1013 instead of making the room (or anybody else) wait. Whoever queues a frame while no write
+/// 1013 instead of making the room (or anybody else) wait. The outbox is bounded twice, in
+/// frames (OutboxFrames) and in bytes (OutboxBytes): everything queued for the socket, pushes
+/// and replies alike, counts against both; an empty outbox takes any one frame, so a frame
+/// larger than the byte budget still goes, alone. Whoever queues a frame while no write
 /// is in progress writes it at once on its own thread (one socket write per frame, no hand-off
 /// to another thread); a write the socket cannot take at once goes on asynchronously, and frames
 /// queued meanwhile are written by that same writer, in order. One writer at a time owns the
@@ -19,6 +22,9 @@ public sealed class ClientConnection
     private readonly WebSocket _socket;
     private Queue<byte[]>? _outbox;
     private readonly int _outboxFrames;
+    private readonly long _outboxBytes;
+    private long _queuedBytes;
+    private int _waiting;
     private readonly TimeSpan _closeTimeout;
     private readonly CancellationTokenSource _receiveAbort = new();
     private readonly TaskCompletionSource _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -40,6 +46,7 @@ public sealed class ClientConnection
         NamespaceOptions options,
         WebSocket socket,
         int outboxFrames,
+        long outboxBytes,
         TimeSpan closeTimeout)
     {
         Id = id;
@@ -50,6 +57,7 @@ public sealed class ClientConnection
         _socket = socket;
         _closeTimeout = closeTimeout;
         _outboxFrames = outboxFrames;
+        _outboxBytes = outboxBytes;
     }
 
     public string Id { get; }
@@ -93,6 +101,24 @@ public sealed class ClientConnection
         }
     }
 
+    /// <summary>Bytes of the frames queued and not yet handed to the socket (the frame being written is not counted).</summary>
+    public long QueuedBytes
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _queuedBytes;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Whether this connection's receive loop is held back by a full outbox (the client is not
+    /// reading what it asked for): nothing more of its input is read until the writer makes room.
+    /// </summary>
+    public bool IsWaitingForRoom => Volatile.Read(ref _waiting) != 0;
+
     public void MarkFinished() => _finished.TrySetResult();
 
     public bool IsClosing => Volatile.Read(ref _closeRequested) != 0;
@@ -119,7 +145,7 @@ public sealed class ClientConnection
             case Queued.Yes:
                 return true;
             case Queued.Full:
-                Close(CloseCodes.TryAgainLater, "Slow consumer: outbox full. Reconnect and recover with since+epoch.", dropPending: true);
+                Close(CloseCodes.TryAgainLater, "Slow consumer: outbox full (frames or bytes). Reconnect and recover with since+epoch.", dropPending: true);
                 return false;
             default:
                 return false;
@@ -127,61 +153,80 @@ public sealed class ClientConnection
     }
 
     /// <summary>
-    /// Queues a reply to the client's own frame, waiting for outbox space: a client that sends
-    /// faster than it reads is slowed down (its frames wait in TCP), not disconnected.
+    /// Queues a reply to the client's own frame, waiting for outbox space (frames and bytes): a
+    /// client that sends faster than it reads is slowed down (its frames wait in TCP), not
+    /// disconnected. Only this connection's receive loop replies, one frame at a time, so at
+    /// most one reply waits; <see cref="WaitForRoomAsync"/> before handling a frame keeps even
+    /// that one from being built while the outbox is full.
     /// Pushes from rooms use <see cref="Send"/> and never wait.
     /// </summary>
     public async ValueTask ReplyAsync(byte[] frame)
     {
         while (TryQueue(frame) == Queued.Full)
         {
-            Task space;
-            lock (_gate)
+            if (!await WaitUntilAsync(static (c, length) => c.HasRoomFor(length), frame.Length).ConfigureAwait(false))
             {
-                if (_outboxCompleted)
-                {
-                    // Closing: the reply has nobody to go to.
-                    return;
-                }
-
-                if (!_writing || _outbox is null || _outbox.Count < _outboxFrames)
-                {
-                    // The writer took a frame meanwhile: try again.
-                    continue;
-                }
-
-                _space ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                space = _space.Task;
-            }
-
-            try
-            {
-                await space.WaitAsync(_receiveAbort.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
+                // Closing: the reply has nobody to go to.
                 return;
             }
         }
     }
 
     /// <summary>
+    /// Waits until the outbox is below both budgets (or the connection closes). The receive loop
+    /// waits here before it takes on a client frame, so a client that does not read gets no
+    /// more work done for it — no cluster call, no reply built and held — until it reads.
+    /// Completes at once, without allocating, while there is room.
+    /// </summary>
+    public async ValueTask WaitForRoomAsync() =>
+        await WaitUntilAsync(static (c, _) => c.BelowBudget(), 0).ConfigureAwait(false);
+
+    /// <summary>
     /// Waits until at most <paramref name="frames"/> frames are queued (or the connection
     /// closes): a catch-up hands over to the live stream only with room left in the outbox,
     /// since live pushes never wait.
     /// </summary>
-    public async Task WaitForOutboxBelowAsync(int frames)
+    public async Task WaitForOutboxBelowAsync(int frames) =>
+        await WaitUntilAsync(static (c, most) => c._outbox is null || c._outbox.Count <= most, frames).ConfigureAwait(false);
+
+    /// <summary>
+    /// Waits, woken by the writer as it takes each frame (no polling), until
+    /// <paramref name="ready"/> holds under the lock; false once the connection is closing.
+    /// </summary>
+    private async ValueTask<bool> WaitUntilAsync(Func<ClientConnection, int, bool> ready, int argument)
     {
-        try
+        while (true)
         {
-            while (!IsClosing && QueuedFrames > frames)
+            Task space;
+            lock (_gate)
             {
-                await Task.Delay(2, _receiveAbort.Token).ConfigureAwait(false);
+                if (_outboxCompleted)
+                {
+                    return false;
+                }
+
+                if (ready(this, argument))
+                {
+                    return true;
+                }
+
+                _space ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                space = _space.Task;
             }
-        }
-        catch (OperationCanceledException)
-        {
-            // Closing.
+
+            Interlocked.Increment(ref _waiting);
+            try
+            {
+                await space.WaitAsync(_receiveAbort.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return false;
+            }
+            finally
+            {
+                Interlocked.Decrement(ref _waiting);
+            }
         }
     }
 
@@ -206,6 +251,7 @@ public sealed class ClientConnection
             if (dropPending)
             {
                 _outbox?.Clear();
+                _queuedBytes = 0;
             }
 
             write = !_writing;
@@ -253,6 +299,7 @@ public sealed class ClientConnection
                     }
 
                     frame = _outbox.Dequeue();
+                    _queuedBytes -= frame.Length;
                     space = TakeSpaceWaiter();
                 }
 
@@ -314,12 +361,13 @@ public sealed class ClientConnection
             else
             {
                 _outbox ??= new Queue<byte[]>(4);
-                if (_outbox.Count >= _outboxFrames)
+                if (!HasRoomFor(frame.Length))
                 {
                     return Queued.Full;
                 }
 
                 _outbox.Enqueue(frame);
+                _queuedBytes += frame.Length;
             }
         }
 
@@ -330,6 +378,14 @@ public sealed class ClientConnection
 
         return Queued.Yes;
     }
+
+    /// <summary>Whether a frame of <paramref name="length"/> bytes fits in the outbox: an empty one takes any frame. Under the lock.</summary>
+    private bool HasRoomFor(int length) =>
+        _outbox is null || _outbox.Count == 0 || (_outbox.Count < _outboxFrames && _queuedBytes + length <= _outboxBytes);
+
+    /// <summary>Whether the outbox is below both budgets. Under the lock.</summary>
+    private bool BelowBudget() =>
+        _outbox is null || (_outbox.Count < _outboxFrames && _queuedBytes < _outboxBytes);
 
     /// <summary>The reply waiting for outbox space, if any, to be woken once the lock is released. Under the lock.</summary>
     private TaskCompletionSource? TakeSpaceWaiter()
@@ -347,6 +403,7 @@ public sealed class ClientConnection
             _broken = true;
             _outboxCompleted = true;
             _outbox?.Clear();
+            _queuedBytes = 0;
             space = TakeSpaceWaiter();
         }
 

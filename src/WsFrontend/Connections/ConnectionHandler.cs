@@ -42,7 +42,7 @@ public sealed partial class ConnectionHandler
     /// </param>
     public async Task RunAsync(WebSocket socket, string ns, NamespaceOptions nsOptions, string user, DateTimeOffset? expires = null, bool generatedUser = false)
     {
-        var connection = new ClientConnection(_node.NextConnectionId(), user, ns, nsOptions, socket, _options.OutboxFrames, _options.CloseTimeout)
+        var connection = new ClientConnection(_node.NextConnectionId(), user, ns, nsOptions, socket, _options.OutboxFrames, _options.OutboxBytes, _options.CloseTimeout)
         {
             UserGrainKnows = !generatedUser,
         };
@@ -70,8 +70,17 @@ public sealed partial class ConnectionHandler
             connection.Send(FrameWriter.Welcome(connection.Id, user, ns, _node.Id));
             await ReceiveLoopAsync(connection);
         }
+        catch (Exception ex) when (IsConnectionFault(ex))
+        {
+            // The peer's socket broke or it broke the protocol: the client's doing, so Debug —
+            // at Error, any client could write a stack trace to the log per connection.
+            // The finally closes what is left of it.
+            LogConnectionFaulted(_logger, connection.Id, ex.GetType().Name, ex.Message);
+        }
         catch (Exception ex)
         {
+            // Only a defect of the server reaches this: nothing a client sends may throw here
+            // (the frame parser answers every input with a frame or an error).
             LogConnectionFailed(_logger, connection.Id, ex);
             connection.Close(CloseCodes.Internal, "Internal error.");
         }
@@ -203,6 +212,9 @@ public sealed partial class ConnectionHandler
 
     private async Task HandleTextAsync(ClientConnection connection, RateLimiter limiter, ReadOnlyMemory<byte> text)
     {
+        // A client that does not read its replies gets nothing more done until it does: no
+        // cluster call made, no reply built and held while it waits for outbox space.
+        await connection.WaitForRoomAsync();
         if (text.Span.SequenceEqual("ping"u8))
         {
             await connection.ReplyAsync(limiter.TryTake() ? FrameWriter.Pong : FrameWriter.Error([], ErrorCodes.RateLimited, RateLimitedMessage()));
@@ -446,6 +458,11 @@ public sealed partial class ConnectionHandler
         }
     }
 
+    /// <summary>What a broken or misbehaving peer makes a socket throw (the receive loop returns on most of them itself).</summary>
+    private static bool IsConnectionFault(Exception ex) =>
+        ex is WebSocketException or IOException or OperationCanceledException or ObjectDisposedException
+            or System.Net.Sockets.SocketException or MessageTooBigException;
+
     /// <summary>A cluster call's value, or the error frame to answer with.</summary>
     private readonly record struct CallResult<T>(T Value, byte[]? Failure);
 
@@ -454,6 +471,9 @@ public sealed partial class ConnectionHandler
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Connection {ConnectionId} closed (close status {CloseStatus})")]
     private static partial void LogDisconnected(ILogger logger, string connectionId, int closeStatus);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Connection {ConnectionId} ended by a socket fault: {ExceptionType}: {Reason}")]
+    private static partial void LogConnectionFaulted(ILogger logger, string connectionId, string exceptionType, string reason);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Connection {ConnectionId} failed")]
     private static partial void LogConnectionFailed(ILogger logger, string connectionId, Exception exception);

@@ -13,6 +13,7 @@ public sealed class BrokerOptions
     public const string SectionName = "Broker";
     public const int DefaultMaxFrameBytes = 64 * 1024;
     public const int DefaultOutboxFrames = 1024;
+    public const long DefaultOutboxBytes = 1024 * 1024;
     public const bool DefaultInlineSocketScheduling = true;
     public const int DefaultMaxRoomsPerConnection = 100;
     public const int DefaultRateLimitPerSecond = 500;
@@ -36,6 +37,15 @@ public sealed class BrokerOptions
 
     /// <summary>Frames waiting to be written to one socket; when full the client is closed with 1013.</summary>
     public int OutboxFrames { get; set; } = DefaultOutboxFrames;
+
+    /// <summary>
+    /// Bytes waiting to be written to one socket, pushes and replies alike; a push past it closes
+    /// the client with 1013, a reply waits for room. An empty outbox takes any one frame, however
+    /// large. The default, 1 MiB, holds 16 frames of the default MaxFrameBytes, so a reader a few
+    /// large messages behind is not closed, and bounds what a client that never reads makes the
+    /// node hold to about a megabyte, plus the frame being written and one waiting reply.
+    /// </summary>
+    public long OutboxBytes { get; set; } = DefaultOutboxBytes;
 
     /// <summary>
     /// Socket reads and writes continue on the thread that completed them instead of being
@@ -154,6 +164,11 @@ public sealed class BrokerOptions
         if (MaxReplyBytes < MaxFrameBytes + ReplyHeadroomBytes)
         {
             yield return $"Broker:MaxReplyBytes must be at least MaxFrameBytes + {ReplyHeadroomBytes} ({MaxFrameBytes + ReplyHeadroomBytes}), so that any one message fits in a history reply.";
+        }
+
+        if (OutboxBytes < 2L * MaxFrameBytes)
+        {
+            yield return $"Broker:OutboxBytes ({OutboxBytes}) must hold at least two frames of Broker:MaxFrameBytes ({MaxFrameBytes}), or a member could be closed for the second message of a burst.";
         }
 
         if (MaxRoomsPerConnection < 1)

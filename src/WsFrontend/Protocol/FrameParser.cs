@@ -15,6 +15,12 @@ public sealed class FrameParser
 
     public FrameParser(int maxNameLength) => _maxNameLength = maxNameLength;
 
+    /// <summary>
+    /// Never throws: whatever the bytes, the answer is a frame or a <see cref="FrameError"/>
+    /// (bad_request, unknown_type or too_large). A client controls every byte, so an exception
+    /// here would be a way for anyone to close their connection with 1011 and write a stack
+    /// trace to the server's log.
+    /// </summary>
     public bool TryParse(ReadOnlySpan<byte> utf8, out ClientFrame frame, out FrameError error)
     {
         frame = null!;
@@ -32,20 +38,31 @@ public sealed class FrameParser
                 error = new FrameError(ErrorCodes.BadRequest, shapeError, []);
                 return false;
             }
+
+            return Validate(ref fields, out frame, out error);
         }
         catch (JsonException)
         {
+            frame = null!;
             error = new FrameError(ErrorCodes.BadRequest, "The frame is not valid JSON; send one JSON object per text frame, like {\"type\":\"ping\"}.", []);
             return false;
         }
-
-        return Validate(ref fields, out frame, out error);
+        catch (InvalidOperationException)
+        {
+            // The reader refusing to decode a value it had read. ReadObject checks every string
+            // before anything decodes one, so this is the last line, not the rule.
+            frame = null!;
+            error = new FrameError(ErrorCodes.BadRequest, "A value in the frame could not be read; send one JSON object per text frame, like {\"type\":\"ping\"}.", []);
+            return false;
+        }
     }
 
     private static bool ReadObject(ReadOnlySpan<byte> utf8, ref RawFields fields, out string shapeError)
     {
         var reader = new Utf8JsonReader(utf8, ReaderOptions);
-        if (!reader.Read())
+
+        // The reader throws on input with no token at all; an empty frame deserves its own sentence.
+        if (utf8.Trim(" \t\r\n"u8).IsEmpty || !reader.Read())
         {
             shapeError = "The frame is empty; send one JSON object per text frame, like {\"type\":\"ping\"}.";
             return false;
@@ -65,11 +82,30 @@ public sealed class FrameParser
 
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
-            var field = Field(ref reader);
+            // A name with a lone surrogate is never decoded (ValueTextEquals would throw): it
+            // cannot be a known field, and the frame is refused once read.
+            var nameClean = StringIsWellFormed(ref reader);
+            var field = nameClean ? Field(ref reader) : KnownField.Other;
             reader.Read();
             var start = (int)reader.TokenStartIndex;
             var kind = reader.TokenType;
-            reader.Skip();
+            var valueClean = SkipValue(ref reader);
+            if (!nameClean || !valueClean)
+            {
+                // The first such field is the one the error names; a malformed id is not echoed.
+                if (fields.Malformed is null)
+                {
+                    fields.Malformed = field;
+                }
+
+                if (field == KnownField.Id)
+                {
+                    fields.IdMalformed = true;
+                }
+
+                continue;
+            }
+
             var raw = utf8[start..(int)reader.BytesConsumed];
             switch (field)
             {
@@ -99,7 +135,7 @@ public sealed class FrameParser
     {
         frame = null!;
         byte[] id = [];
-        if (f.Id.Present)
+        if (f.Id.Present && !f.IdMalformed)
         {
             if (f.Id.Kind is not (JsonTokenType.Number or JsonTokenType.String))
             {
@@ -108,6 +144,16 @@ public sealed class FrameParser
             }
 
             id = f.Id.Bytes;
+        }
+
+        if (f.Malformed is { } malformed)
+        {
+            var where = malformed == KnownField.Other ? "A string in the frame" : $"\"{FieldName(malformed)}\"";
+            error = new FrameError(
+                ErrorCodes.BadRequest,
+                $"{where} holds a lone surrogate escape (like \"\\ud800\"); a \\u escape of a surrogate must be a high one (\\ud800-\\udbff) followed by a low one (\\udc00-\\udfff).",
+                id);
+            return false;
         }
 
         if (!f.Type.Present)
@@ -257,6 +303,129 @@ public sealed class FrameParser
         return true;
     }
 
+    /// <summary>
+    /// Steps over the value the reader is on (a scalar, or a whole object or array), checking
+    /// every string and property name in it; false when one holds a lone surrogate. Reads the
+    /// same tokens Skip would, so the walk costs what the skip did.
+    /// </summary>
+    private static bool SkipValue(ref Utf8JsonReader reader)
+    {
+        var clean = StringIsWellFormed(ref reader);
+        if (reader.TokenType is JsonTokenType.StartObject or JsonTokenType.StartArray)
+        {
+            var depth = reader.CurrentDepth;
+            while (reader.Read() && reader.CurrentDepth > depth)
+            {
+                clean &= StringIsWellFormed(ref reader);
+            }
+        }
+
+        return clean;
+    }
+
+    /// <summary>
+    /// Whether the string or property name the reader is on decodes to valid UTF-16: the reader
+    /// checks escape syntax but not that a \u escape of a surrogate comes in a high-low pair,
+    /// and decoding a lone one throws. Unescaped bytes are already valid UTF-8 (checked first),
+    /// and UTF-8 cannot hold a surrogate, so only escapes need a look. The reader reads one span,
+    /// so a value is always in ValueSpan.
+    /// </summary>
+    private static bool StringIsWellFormed(ref Utf8JsonReader reader) =>
+        reader.TokenType is not (JsonTokenType.String or JsonTokenType.PropertyName)
+        || !reader.ValueIsEscaped
+        || SurrogateEscapesPaired(reader.ValueSpan);
+
+    /// <summary>Whether every \u escape of a surrogate in a JSON string's raw bytes is a high one followed by a low one.</summary>
+    private static bool SurrogateEscapesPaired(ReadOnlySpan<byte> raw)
+    {
+        var i = 0;
+        while (true)
+        {
+            var slash = raw[i..].IndexOf((byte)'\\');
+            if (slash < 0)
+            {
+                return true;
+            }
+
+            i += slash + 1;
+            if (i >= raw.Length)
+            {
+                return false;
+            }
+
+            if (raw[i] != (byte)'u')
+            {
+                // \" \\ \/ \b \f \n \r \t: one character, nothing to pair.
+                i++;
+                continue;
+            }
+
+            if (!TryHex4(raw, i + 1, out var unit))
+            {
+                return false;
+            }
+
+            i += 5;
+            if (unit is >= 0xDC00 and <= 0xDFFF)
+            {
+                return false;
+            }
+
+            if (unit is >= 0xD800 and <= 0xDBFF)
+            {
+                if (i + 1 >= raw.Length || raw[i] != (byte)'\\' || raw[i + 1] != (byte)'u'
+                    || !TryHex4(raw, i + 2, out var low) || low is < 0xDC00 or > 0xDFFF)
+                {
+                    return false;
+                }
+
+                i += 6;
+            }
+        }
+    }
+
+    private static bool TryHex4(ReadOnlySpan<byte> raw, int at, out int value)
+    {
+        value = 0;
+        if (at + 4 > raw.Length)
+        {
+            return false;
+        }
+
+        for (var k = at; k < at + 4; k++)
+        {
+            var digit = raw[k] switch
+            {
+                >= (byte)'0' and <= (byte)'9' => raw[k] - '0',
+                >= (byte)'a' and <= (byte)'f' => raw[k] - 'a' + 10,
+                >= (byte)'A' and <= (byte)'F' => raw[k] - 'A' + 10,
+                _ => -1,
+            };
+            if (digit < 0)
+            {
+                return false;
+            }
+
+            value = (value << 4) | digit;
+        }
+
+        return true;
+    }
+
+    private static string FieldName(KnownField field) => field switch
+    {
+        KnownField.Type => "type",
+        KnownField.Id => "id",
+        KnownField.Room => "room",
+        KnownField.Data => "data",
+        KnownField.MsgId => "msgId",
+        KnownField.To => "to",
+        KnownField.Since => "since",
+        KnownField.Epoch => "epoch",
+        KnownField.Limit => "limit",
+        _ => "a field",
+    };
+
     private static KnownField Field(ref Utf8JsonReader reader)
     {
         if (reader.ValueTextEquals("type"u8)) return KnownField.Type;
@@ -315,5 +484,11 @@ public sealed class FrameParser
         public RawValue Since;
         public RawValue Epoch;
         public RawValue Limit;
+
+        /// <summary>The first field holding a lone surrogate (in its name or anywhere in its value), if any.</summary>
+        public KnownField? Malformed;
+
+        /// <summary>The id held a lone surrogate: the error goes back without an id.</summary>
+        public bool IdMalformed;
     }
 }
