@@ -44,6 +44,7 @@ public sealed class PipeWebSocket : WebSocket
     private readonly long _keepAliveTimeout;
     private readonly Lock _stateGate = new();
     private WebSocketState _state = WebSocketState.Open;
+    private WebSocketFailure _failure;
     private WebSocketCloseStatus? _closeStatus;
     private string? _closeStatusDescription;
 
@@ -117,6 +118,9 @@ public sealed class PipeWebSocket : WebSocket
     }
 
     public override WebSocketCloseStatus? CloseStatus => _closeStatus;
+
+    /// <summary>How the client ended the connection, when it broke a rule or vanished; <see cref="WebSocketFailure.None"/> otherwise.</summary>
+    public WebSocketFailure Failure => _failure;
 
     public override string? CloseStatusDescription => _closeStatusDescription;
 
@@ -257,7 +261,7 @@ public sealed class PipeWebSocket : WebSocket
         }
         catch (Exception ex) when (IsTransportFailure(ex))
         {
-            return ValueTask.FromException<ValueWebSocketReceiveResult>(new WebSocketException(WebSocketError.ConnectionClosedPrematurely, ex));
+            return ValueTask.FromException<ValueWebSocketReceiveResult>(Lost(ex));
         }
 
         if (!read.IsCompleted)
@@ -289,7 +293,7 @@ public sealed class PipeWebSocket : WebSocket
         }
         catch (Exception ex) when (IsTransportFailure(ex) || ex is SocketException)
         {
-            return ValueTask.FromException<ValueWebSocketReceiveResult>(new WebSocketException(WebSocketError.ConnectionClosedPrematurely, ex));
+            return ValueTask.FromException<ValueWebSocketReceiveResult>(Lost(ex));
         }
 
         return wait.IsCompletedSuccessfully ? ReceiveCoreAsync(buffer, cancellationToken) : WaitOnSocketThenReceiveAsync(wait, cancellationToken);
@@ -303,7 +307,7 @@ public sealed class PipeWebSocket : WebSocket
         }
         catch (Exception ex) when (IsTransportFailure(ex) || ex is SocketException)
         {
-            throw new WebSocketException(WebSocketError.ConnectionClosedPrematurely, ex);
+            throw Lost(ex);
         }
 
         return await ReceiveCoreAsync(Memory<byte>.Empty, cancellationToken).ConfigureAwait(false);
@@ -318,7 +322,7 @@ public sealed class PipeWebSocket : WebSocket
         }
         catch (Exception ex) when (IsTransportFailure(ex))
         {
-            throw new WebSocketException(WebSocketError.ConnectionClosedPrematurely, ex);
+            throw Lost(ex);
         }
 
         _input.AdvanceTo(result.Buffer.Start);
@@ -390,7 +394,7 @@ public sealed class PipeWebSocket : WebSocket
         }
         catch (Exception ex) when (IsTransportFailure(ex) && ex is not MessageTooBigException)
         {
-            throw new WebSocketException(WebSocketError.ConnectionClosedPrematurely, ex);
+            throw Lost(ex);
         }
     }
 
@@ -447,6 +451,7 @@ public sealed class PipeWebSocket : WebSocket
         _messageBytes += header.Length;
         if (_messageBytes > _maxMessageBytes)
         {
+            _failure = WebSocketFailure.MessageTooBig;
             throw new MessageTooBigException(_maxMessageBytes);
         }
 
@@ -675,6 +680,12 @@ public sealed class PipeWebSocket : WebSocket
     /// <summary>Sends a close frame for a receive-side failure (no handshake wait) and marks the socket closed.</summary>
     private async Task FailAsync(WebSocketCloseStatus status, string reason)
     {
+        _failure = status switch
+        {
+            WebSocketCloseStatus.InvalidPayloadData => WebSocketFailure.InvalidUtf8,
+            WebSocketCloseStatus.PolicyViolation => WebSocketFailure.ControlFrameFlood,
+            _ => WebSocketFailure.ProtocolError,
+        };
         bool write;
         lock (_stateGate)
         {
@@ -770,6 +781,17 @@ public sealed class PipeWebSocket : WebSocket
         {
             _writeLock.Release();
         }
+    }
+
+    /// <summary>The receiving side's connection is gone: recorded as a <see cref="WebSocketFailure.Reset"/> when the peer reset it.</summary>
+    private WebSocketException Lost(Exception ex)
+    {
+        if (ex is ConnectionResetException || (ex is SocketException socketError && BrokerSocketConnection.IsReset(socketError.SocketErrorCode)))
+        {
+            _failure = WebSocketFailure.Reset;
+        }
+
+        return new WebSocketException(WebSocketError.ConnectionClosedPrematurely, ex);
     }
 
     /// <summary>What a closed or reset connection throws from its pipes (ConnectionResetException is an IOException, ConnectionAbortedException an OperationCanceledException).</summary>
@@ -942,6 +964,27 @@ public sealed class PipeWebSocket : WebSocket
     {
         public WebSocketCloseStatus Status { get; } = status;
     }
+}
+
+/// <summary>How a client broke off a <see cref="PipeWebSocket"/>, for the node's counts of client-caused events.</summary>
+public enum WebSocketFailure : byte
+{
+    None,
+
+    /// <summary>A frame broke RFC 6455: closed with 1002.</summary>
+    ProtocolError,
+
+    /// <summary>A text message was not valid UTF-8: closed with 1007.</summary>
+    InvalidUtf8,
+
+    /// <summary>Too many control frames over the frame budget in a row: closed with 1008.</summary>
+    ControlFrameFlood,
+
+    /// <summary>A message's headers announced more than the largest message taken (the receiver closes with 1009).</summary>
+    MessageTooBig,
+
+    /// <summary>The peer reset the TCP connection.</summary>
+    Reset,
 }
 
 /// <summary>A message's header announced more than <see cref="PipeWebSocket.MaxMessageBytes"/> in total.</summary>

@@ -668,6 +668,23 @@ internal sealed class WireConnection : IDisposable
         }
     }
 
+    /// <summary>Connects from a given loopback address (127.0.0.2 and so on: another client address for per-address caps).</summary>
+    public static async Task<WireConnection> ConnectFromAsync(BrokerServer server, IPAddress source)
+    {
+        var tcp = new TcpClient(new IPEndPoint(source, 0)) { NoDelay = true };
+        try
+        {
+            using var timeout = new CancellationTokenSource(Timeout);
+            await tcp.ConnectAsync(IPAddress.Loopback, server.HttpBase.Port, timeout.Token);
+            return new WireConnection(tcp);
+        }
+        catch
+        {
+            tcp.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>Connects and upgrades (checking 101 and the accept key), and reads the welcome frame.</summary>
     public static async Task<WireConnection> OpenAsync(BrokerServer server, string pathAndQuery = "/chat?user=a")
     {
