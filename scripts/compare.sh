@@ -33,9 +33,11 @@
 #   --workloads LIST  comma-separated subset of conns,fanout,saturate,bigrooms,echo,crossnode (default all)
 #   --out DIR         results directory (default .bench/compare-DATE)
 #   --ours-args "…"   extra switches for our front-ends
-#                     (default "--Broker:RateLimitPerSecond=0": the per-connection rate limit
-#                     is an abuse guard the baseline does not have, and a closed echo loop of
-#                     100 connections runs into it; pass --ours-args "" to keep it)
+#                     (default "--Broker:RateLimitPerSecond=0 --Broker:MaxConnectionsPerIp=0":
+#                     the per-connection rate limit and the per-address connection cap are abuse
+#                     guards the baseline does not have; a closed echo loop of 100 connections
+#                     runs into the first, conns from two source addresses into the second;
+#                     pass --ours-args "" to keep them)
 # Ports (environment): OURS_REDIS_PORT 6391, BASE_REDIS_PORT 6392, FE1_PORT 8101, FE2_PORT 8102,
 # SILO_PORT 11191, GATEWAY_PORT 30091, SILO_HEALTH_PORT 8191, BASE1_PORT 8201, BASE2_PORT 8202.
 set -euo pipefail
@@ -43,7 +45,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 duration=20 warmup=3 rate=500 payload=100 conns=15000 conns_rate=2000 hold=10 prewarm=10
-only="" workloads="conns,fanout,saturate,bigrooms,echo,crossnode" out="" ours_args="--Broker:RateLimitPerSecond=0"
+only="" workloads="conns,fanout,saturate,bigrooms,echo,crossnode" out="" ours_args="--Broker:RateLimitPerSecond=0 --Broker:MaxConnectionsPerIp=0"
 while (($#)); do
   case "$1" in
     --duration) duration=$2; shift 2 ;;

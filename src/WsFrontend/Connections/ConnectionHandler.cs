@@ -128,6 +128,12 @@ public sealed partial class ConnectionHandler
     {
         var socket = connection.Socket;
         var limiter = new RateLimiter(_time, _options.RateLimitPerSecond, _options.RateLimitBurst);
+        if (socket is PipeWebSocket pipe && limiter.Enabled)
+        {
+            // Pings spend the frame budget too; a flood of them, past a burst's worth dropped, is 1008.
+            pipe.LimitControlFrames(limiter, Math.Max(1, _options.RateLimitBurst));
+        }
+
         while (!connection.IsClosing)
         {
             // A zero-byte read waits for the next frame without holding a buffer: an idle

@@ -37,6 +37,32 @@ public static partial class BrokerEndpoints
     {
         var services = context.RequestServices;
         var options = services.GetRequiredService<IOptions<BrokerOptions>>().Value;
+        if (await RefuseOldHttpAsync(context))
+        {
+            return;
+        }
+
+        // The caps first (a WebSocket request only): cheap, and a flood at the cap costs no token validation.
+        var limits = services.GetRequiredService<ConnectionLimits>();
+        var slot = default(ConnectionSlot);
+        if (context.WebSockets.IsWebSocketRequest && !limits.TryAcquire(context.Connection.RemoteIpAddress, out slot, out var full))
+        {
+            await RefuseAsync(context, full.Status, full.Message);
+            return;
+        }
+
+        try
+        {
+            await AdmitAndRunAsync(context, services, options);
+        }
+        finally
+        {
+            limits.Release(slot);
+        }
+    }
+
+    private static async Task AdmitAndRunAsync(HttpContext context, IServiceProvider services, BrokerOptions options)
+    {
         var request = new ConnectRequest(
             context.Request.Path.Value ?? "/",
             context.WebSockets.IsWebSocketRequest,
@@ -48,12 +74,33 @@ public static partial class BrokerEndpoints
         var (admitted, refusal) = await ConnectAdmission.AdmitAsync(request, options, services.GetRequiredService<TokenAuthenticator>());
         if (admitted is null)
         {
+            if (request.IsWebSocket)
+            {
+                services.GetRequiredService<ClientEventLog>().Count(ClientEvent.HandshakeRefused);
+            }
+
             await RefuseAsync(context, refusal.Status, refusal.Message);
             return;
         }
 
         using var socket = await context.WebSockets.AcceptWebSocketAsync();
         await services.GetRequiredService<ConnectionHandler>().RunAsync(socket, admitted.Namespace, admitted.Options, admitted.User, admitted.Expires, admitted.GeneratedUser);
+    }
+
+    /// <summary>
+    /// An upgrade over HTTP/1.0 is refused with 400 (RFC 6455 4.1 asks for HTTP/1.1 or
+    /// higher; Kestrel would let it through). True when refused.
+    /// </summary>
+    private static async Task<bool> RefuseOldHttpAsync(HttpContext context)
+    {
+        if (!HttpProtocol.IsHttp10(context.Request.Protocol) || !context.WebSockets.IsWebSocketRequest)
+        {
+            return false;
+        }
+
+        context.RequestServices.GetRequiredService<ClientEventLog>().Count(ClientEvent.HandshakeRefused);
+        await RefuseAsync(context, StatusCodes.Status400BadRequest, "A WebSocket upgrade needs HTTP/1.1.");
+        return true;
     }
 
     private static Task RefuseAsync(HttpContext context, int status, string message)
@@ -63,6 +110,11 @@ public static partial class BrokerEndpoints
             // RFC 6455 4.4: say which protocol and which version to upgrade to (also to a client that asked for another version).
             context.Response.Headers.Upgrade = "websocket";
             context.Response.Headers.SecWebSocketVersion = "13";
+        }
+
+        if (status == StatusCodes.Status503ServiceUnavailable)
+        {
+            context.Response.Headers.RetryAfter = ConnectionLimits.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
         }
 
         context.Response.StatusCode = status;
@@ -79,6 +131,30 @@ public static partial class BrokerEndpoints
             return;
         }
 
+        if (await RefuseOldHttpAsync(context))
+        {
+            return;
+        }
+
+        var limits = context.RequestServices.GetRequiredService<ConnectionLimits>();
+        if (!limits.TryAcquire(context.Connection.RemoteIpAddress, out var slot, out var full))
+        {
+            await RefuseAsync(context, full.Status, full.Message);
+            return;
+        }
+
+        try
+        {
+            await EchoLoopAsync(context, options);
+        }
+        finally
+        {
+            limits.Release(slot);
+        }
+    }
+
+    private static async Task EchoLoopAsync(HttpContext context, BrokerOptions options)
+    {
         using var socket = await context.WebSockets.AcceptWebSocketAsync();
         var stopping = context.RequestServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
         using var onStopping = stopping.Register(() => _ = CloseQuietlyAsync(socket, (WebSocketCloseStatus)1012, "Server shutting down; reconnect to any node."));

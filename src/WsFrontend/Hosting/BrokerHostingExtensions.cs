@@ -45,6 +45,7 @@ public static partial class BrokerHostingExtensions
         var section = builder.Configuration.GetSection(BrokerOptions.SectionName);
         var inline = section.GetValue(nameof(BrokerOptions.InlineSocketScheduling), BrokerOptions.DefaultInlineSocketScheduling);
         builder.WebHost.UseSockets(o => o.UnsafePreferInlineScheduling = inline);
+        ConfigureKestrelLimits(builder, section.GetValue(nameof(BrokerOptions.HandshakeTimeout), BrokerOptions.DefaultHandshakeTimeout));
         var pipe = section.GetValue(nameof(BrokerOptions.WebSocketTransport), WebSocketTransport.Pipe) == WebSocketTransport.Pipe;
         if (pipe && section.GetValue(nameof(BrokerOptions.SocketTransport), SocketTransport.Broker) == SocketTransport.Broker)
         {
@@ -106,10 +107,45 @@ public static partial class BrokerHostingExtensions
         builder.Services.AddSingleton<FrontendNode>();
         builder.Services.AddSingleton<ConnectionHandler>();
         builder.Services.AddSingleton<TokenAuthenticator>();
+        builder.Services.AddSingleton<ClientEventLog>();
+        builder.Services.AddHostedService(services => services.GetRequiredService<ClientEventLog>());
+        builder.Services.AddSingleton<ConnectionLimits>();
         builder.Services.AddHostedService<FrontendHeartbeat>();
         builder.Services.AddHostedService<ConnectionDrainService>();
         builder.Services.AddHostedService<StartupLog>();
         return builder;
+    }
+
+    /// <summary>
+    /// Kestrel's limits from configuration (Kestrel:Limits:*, e.g. MaxConcurrentConnections,
+    /// which the host does not bind by itself), and Kestrel's own waits for a request — for
+    /// the first bytes (KeepAliveTimeout, also between requests) and for the rest of the head
+    /// (RequestHeadersTimeout) — set to the handshake timeout unless configured there, so that
+    /// no connection, HTTP or upgrade, on any transport, sits for Kestrel's defaults (130 s
+    /// and 30 s, back to back).
+    /// </summary>
+    private static void ConfigureKestrelLimits(WebApplicationBuilder builder, TimeSpan handshakeTimeout)
+    {
+        var limits = builder.Configuration.GetSection("Kestrel:Limits");
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            limits.Bind(kestrel.Limits);
+            if (handshakeTimeout <= TimeSpan.Zero)
+            {
+                // Invalid: the options validation says so at start.
+                return;
+            }
+
+            if (limits[nameof(kestrel.Limits.RequestHeadersTimeout)] is null)
+            {
+                kestrel.Limits.RequestHeadersTimeout = handshakeTimeout;
+            }
+
+            if (limits[nameof(kestrel.Limits.KeepAliveTimeout)] is null)
+            {
+                kestrel.Limits.KeepAliveTimeout = handshakeTimeout;
+            }
+        });
     }
 
     private sealed class BrokerOptionsValidator : IValidateOptions<BrokerOptions>

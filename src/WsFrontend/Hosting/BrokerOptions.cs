@@ -146,6 +146,40 @@ public sealed class BrokerOptions
     /// <summary>The embedded silo (the default mode: one process, no Redis).</summary>
     public EmbeddedSiloOptions Embedded { get; set; } = new();
 
+    // ---- Admission (protocol.md "Bounds"): added for issue 13 ----
+
+    public const int DefaultMaxConnectionsPerIp = 1000;
+    public static readonly TimeSpan DefaultHandshakeTimeout = TimeSpan.FromSeconds(10);
+    public static readonly TimeSpan DefaultClientEventLogInterval = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// WebSocket connections this front-end holds at once (namespaces and /echo, every
+    /// transport); past it the handshake is refused with HTTP 503 and Retry-After. Unset: the
+    /// process's descriptor limit minus a reserve (<see cref="ConnectionLimits.DerivedMaxConnections"/>),
+    /// so that /healthz, the cluster and handshakes in progress still find descriptors at the
+    /// cap. 0 turns the cap off. Kestrel's Limits:MaxConcurrentUpgradedConnections, when set
+    /// lower, is the cap.
+    /// </summary>
+    public int? MaxConnections { get; set; }
+
+    /// <summary>
+    /// WebSocket connections one client address holds at once on this front-end (an IPv4
+    /// address, or an IPv6 /64); past it the handshake is refused with HTTP 503 and
+    /// Retry-After. 0 turns the cap off (behind a proxy every client has the proxy's address).
+    /// </summary>
+    public int MaxConnectionsPerIp { get; set; } = DefaultMaxConnectionsPerIp;
+
+    /// <summary>
+    /// One deadline for a new connection's whole first request, counted from accept: an
+    /// upgrade request not complete by then is closed without an answer. Kestrel's own
+    /// RequestHeadersTimeout and KeepAliveTimeout are set to it unless configured
+    /// (Kestrel:Limits), so plain HTTP connections are bounded the same way.
+    /// </summary>
+    public TimeSpan HandshakeTimeout { get; set; } = DefaultHandshakeTimeout;
+
+    /// <summary>How often the counts of client-caused events (refusals, timeouts, protocol violations, resets) are logged, in one Information line, when any occurred.</summary>
+    public TimeSpan ClientEventLogInterval { get; set; } = DefaultClientEventLogInterval;
+
     public NamespaceOptions? FindNamespace(string name) =>
         Namespaces.TryGetValue(name, out var ns) && ns.Enabled ? ns : null;
 
@@ -204,6 +238,16 @@ public sealed class BrokerOptions
         foreach (var problem in Embedded.Memory.Validate($"{SectionName}:Embedded:Memory"))
         {
             yield return problem;
+        }
+
+        if (MaxConnections < 0 || MaxConnectionsPerIp < 0)
+        {
+            yield return "Broker:MaxConnections and Broker:MaxConnectionsPerIp must be 0 (no cap) or positive.";
+        }
+
+        if (HandshakeTimeout <= TimeSpan.Zero || ClientEventLogInterval <= TimeSpan.Zero)
+        {
+            yield return "Broker:HandshakeTimeout and Broker:ClientEventLogInterval must be positive.";
         }
 
         foreach (var (name, ns) in Namespaces)

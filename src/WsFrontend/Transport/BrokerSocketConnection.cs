@@ -15,6 +15,11 @@ namespace Broker.Frontend.Transport;
 /// on the socket directly). No receive or send loop, no pipes in between, no feature
 /// collection, id or items unless the HTTP server asks for them — the connections the HTTP
 /// server serves get all of them, a WebSocket on <see cref="PipeWebSocket"/> gets none.
+/// Failures surface the way Kestrel's own socket transport surfaces them, so that Kestrel logs
+/// a client's reset at Debug, not as an error with a stack trace: a reset read is a
+/// <see cref="ConnectionResetException"/>, a read after the connection was closed here is the
+/// end of input, and a write that fails closes the connection instead of throwing (Kestrel's
+/// flusher expects nothing but cancellation from a flush).
 /// </summary>
 public sealed class BrokerSocketConnection : ConnectionContext, IDuplexPipe, IConnectionSocketFeature,
     IConnectionIdFeature, IConnectionTransportFeature, IConnectionItemsFeature, IConnectionEndPointFeature, IConnectionLifetimeFeature
@@ -26,7 +31,8 @@ public sealed class BrokerSocketConnection : ConnectionContext, IDuplexPipe, ICo
     private static readonly StreamPipeReaderOptions s_readerOptions = new(bufferSize: ReadBufferBytes, minimumReadSize: 1024, leaveOpen: true, useZeroByteReads: true);
 
     private readonly Socket _socket;
-    private readonly NetworkStream _stream;
+    private readonly SocketStream _stream;
+    private readonly IBrokerSocketOwner? _owner;
     private readonly PipeReader _reader;
     private readonly Lock _gate = new();
     private PipeWriter? _writer;
@@ -39,13 +45,15 @@ public sealed class BrokerSocketConnection : ConnectionContext, IDuplexPipe, ICo
     private EndPoint? _remote;
     private int _disposed;
 
-    public BrokerSocketConnection(Socket socket)
+    /// <param name="owner">Told once when the connection closes (the listener's count of open connections).</param>
+    public BrokerSocketConnection(Socket socket, IBrokerSocketOwner? owner = null)
     {
         _socket = socket;
+        _owner = owner;
 
-        // The stream must see a blocking socket when it is made; a PipeWebSocket may switch it
-        // to non-blocking later for its direct sends (the stream only makes asynchronous calls).
-        _stream = new NetworkStream(socket, ownsSocket: false);
+        // The stream makes only asynchronous calls: a PipeWebSocket may switch the socket to
+        // non-blocking for its direct sends.
+        _stream = new SocketStream(this);
         _reader = PipeReader.Create(_stream, s_readerOptions);
     }
 
@@ -168,7 +176,7 @@ public sealed class BrokerSocketConnection : ConnectionContext, IDuplexPipe, ICo
         }
 
         _socket.Dispose();
-        _stream.Dispose();
+        _owner?.OnClosed(this);
         CancellationTokenSource? closed;
         lock (_gate)
         {
@@ -184,6 +192,10 @@ public sealed class BrokerSocketConnection : ConnectionContext, IDuplexPipe, ICo
             // A callback registered on ConnectionClosed failed; the connection is closed regardless.
         }
     }
+
+    /// <summary>Whether a socket error means the peer reset or dropped the connection (not a failure of ours).</summary>
+    internal static bool IsReset(SocketError error) =>
+        error is SocketError.ConnectionReset or SocketError.ConnectionAborted or SocketError.Shutdown or SocketError.TimedOut or SocketError.NetworkReset or SocketError.HostUnreachable or SocketError.NetworkUnreachable;
 
     private FeatureCollection CreateFeatures()
     {
@@ -208,4 +220,111 @@ public sealed class BrokerSocketConnection : ConnectionContext, IDuplexPipe, ICo
             return null;
         }
     }
+
+    /// <summary>
+    /// The socket as a stream for the reader and writer, with errors mapped as Kestrel's socket
+    /// transport maps them (see the class remarks). Replaces NetworkStream, whose errors
+    /// (IOException wrapping SocketException, ObjectDisposedException) Kestrel logs as unexpected.
+    /// </summary>
+    private sealed class SocketStream(BrokerSocketConnection connection) : Stream
+    {
+        private readonly Socket _socket = connection._socket;
+
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => true;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position
+        {
+            get => throw new NotSupportedException();
+            set => throw new NotSupportedException();
+        }
+
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            ValueTask<int> receive;
+            try
+            {
+                receive = _socket.ReceiveAsync(buffer, SocketFlags.None, cancellationToken);
+            }
+            catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+            {
+                return ValueTask.FromResult(ReadFailed(ex));
+            }
+
+            return receive.IsCompletedSuccessfully ? receive : ReadAwaitedAsync(receive);
+        }
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            try
+            {
+                while (!buffer.IsEmpty)
+                {
+                    var sent = await _socket.SendAsync(buffer, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+                    buffer = buffer[sent..];
+                }
+            }
+            catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+            {
+                // The peer is gone (or we closed): nothing written from now on can arrive. The
+                // reads end too, and whoever runs the connection finds out there.
+                connection.Close();
+            }
+        }
+
+        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        public override Task FlushAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public override void Flush()
+        {
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException("Asynchronous reads only.");
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException("Asynchronous writes only.");
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        private static async ValueTask<int> ReadAwaitedAsync(ValueTask<int> receive)
+        {
+            try
+            {
+                return await receive.ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+            {
+                return ReadFailed(ex);
+            }
+        }
+
+        /// <summary>
+        /// A reset is a ConnectionResetException (an IOException Kestrel logs at Debug); a socket
+        /// closed here (aborted, disposed) is the end of the input; anything else an IOException.
+        /// </summary>
+        private static int ReadFailed(Exception ex) => ex switch
+        {
+            SocketException reset when IsReset(reset.SocketErrorCode) => throw new ConnectionResetException(reset.Message, reset),
+            SocketException { SocketErrorCode: SocketError.OperationAborted or SocketError.Interrupted or SocketError.NotSocket } => 0,
+            SocketException other => throw new IOException(other.Message, other),
+            _ => 0,
+        };
+    }
+}
+
+/// <summary>Whoever accepted a <see cref="BrokerSocketConnection"/>, told once when it closes.</summary>
+public interface IBrokerSocketOwner
+{
+    void OnClosed(BrokerSocketConnection connection);
 }

@@ -1,7 +1,9 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Threading.Channels;
+using Broker.Frontend.Hosting;
 using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.Options;
 
@@ -16,22 +18,32 @@ namespace Broker.Frontend.Transport;
 /// else — other paths, refusals, TLS, anything unusual — is handed to Kestrel with nothing
 /// consumed, and served by the HTTP server as before. Endpoints that are not IP (Unix sockets,
 /// inherited handles) stay with Kestrel's own socket transport.
+/// Kestrel's Limits:MaxConcurrentConnections is honoured here, where Kestrel cannot see the
+/// connections it never gets: every TCP connection the listener holds counts (handshakes,
+/// WebSockets and those handed to Kestrel), and one past the limit is answered 503 at once.
 /// </summary>
-public sealed partial class BrokerSocketTransportFactory : IConnectionListenerFactory, IConnectionListenerFactorySelector
+public sealed partial class BrokerSocketTransportFactory : IConnectionListenerFactory, IConnectionListenerFactorySelector, IBrokerSocketOwner
 {
     private static readonly TimeSpan AcceptRetryDelay = TimeSpan.FromMilliseconds(100);
 
     private readonly IServiceProvider _services;
     private readonly SocketTransportOptions _options;
+    private readonly long? _maxConnections;
     private PipeTransportMiddleware? _transport;
+    private ClientEventLog? _events;
     private readonly ILogger<BrokerSocketTransportFactory> _logger;
+    private int _open;
 
-    public BrokerSocketTransportFactory(IServiceProvider services, IOptions<SocketTransportOptions> options, ILogger<BrokerSocketTransportFactory> logger)
+    public BrokerSocketTransportFactory(IServiceProvider services, IOptions<SocketTransportOptions> options, IOptions<KestrelServerOptions> kestrel, ILogger<BrokerSocketTransportFactory> logger)
     {
         _services = services;
         _options = options.Value;
+        _maxConnections = kestrel.Value.Limits.MaxConcurrentConnections;
         _logger = logger;
     }
+
+    /// <summary>TCP connections the listeners hold now (handshakes, WebSockets, and those handed to Kestrel).</summary>
+    internal int OpenConnections => Volatile.Read(ref _open);
 
     public bool CanBind(EndPoint endpoint) => endpoint is IPEndPoint;
 
@@ -39,6 +51,7 @@ public sealed partial class BrokerSocketTransportFactory : IConnectionListenerFa
     {
         // Made when the server binds, not with the server: the handler needs the cluster client.
         var transport = _transport ??= new PipeTransportMiddleware(_services);
+        _events ??= _services.GetRequiredService<ClientEventLog>();
         Socket socket;
         try
         {
@@ -59,22 +72,41 @@ public sealed partial class BrokerSocketTransportFactory : IConnectionListenerFa
             throw;
         }
 
-        return new ValueTask<IConnectionListener>(new Listener(transport, _logger, _options.NoDelay, socket));
+        return new ValueTask<IConnectionListener>(new Listener(this, transport, socket));
     }
+
+    /// <summary>Counts a new connection; false (not counted) past Kestrel's MaxConcurrentConnections.</summary>
+    private bool TryOpen()
+    {
+        if (Interlocked.Increment(ref _open) <= (_maxConnections ?? long.MaxValue))
+        {
+            return true;
+        }
+
+        Interlocked.Decrement(ref _open);
+        return false;
+    }
+
+    void IBrokerSocketOwner.OnClosed(BrokerSocketConnection connection) => Interlocked.Decrement(ref _open);
+
+    private static readonly byte[] ServerFull = ConnectionLimits.RefusalResponse(new Refusal(
+        StatusCodes.Status503ServiceUnavailable, "This node holds its maximum of connections; try again later or connect to another node."));
 
     private sealed class Listener : IConnectionListener
     {
+        private readonly BrokerSocketTransportFactory _factory;
         private readonly PipeTransportMiddleware _transport;
         private readonly ILogger _logger;
         private readonly bool _noDelay;
         private readonly Socket _socket;
         private readonly Channel<ConnectionContext> _forKestrel = Channel.CreateUnbounded<ConnectionContext>(new UnboundedChannelOptions { SingleReader = true });
 
-        public Listener(PipeTransportMiddleware transport, ILogger logger, bool noDelay, Socket socket)
+        public Listener(BrokerSocketTransportFactory factory, PipeTransportMiddleware transport, Socket socket)
         {
+            _factory = factory;
             _transport = transport;
-            _logger = logger;
-            _noDelay = noDelay;
+            _logger = factory._logger;
+            _noDelay = factory._options.NoDelay;
             _socket = socket;
             EndPoint = socket.LocalEndPoint!;
             _ = AcceptLoopAsync();
@@ -142,11 +174,35 @@ public sealed partial class BrokerSocketTransportFactory : IConnectionListenerFa
                     continue;
                 }
 
+                if (!_factory.TryOpen())
+                {
+                    Refuse(accepted);
+                    continue;
+                }
+
                 accepted.NoDelay = _noDelay;
-                _ = RunAsync(new BrokerSocketConnection(accepted));
+                _ = RunAsync(new BrokerSocketConnection(accepted, _factory));
             }
 
             _forKestrel.Writer.TryComplete();
+        }
+
+        /// <summary>Past Kestrel's MaxConcurrentConnections: 503 without reading the request (a non-blocking send: it fits an empty socket buffer), then closed.</summary>
+        private void Refuse(Socket accepted)
+        {
+            _factory._events!.Count(ClientEvent.RefusedServerConnectionLimit);
+            try
+            {
+                accepted.Blocking = false;
+                accepted.Send(ServerFull, SocketFlags.None, out _);
+                accepted.Shutdown(SocketShutdown.Send);
+            }
+            catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+            {
+                // Gone already.
+            }
+
+            accepted.Dispose();
         }
 
         private async Task RunAsync(BrokerSocketConnection connection)
@@ -155,12 +211,15 @@ public sealed partial class BrokerSocketTransportFactory : IConnectionListenerFa
             // socket holds is counted in bytes.
             try
             {
-                var accepted = await _transport.AcceptAsync(connection).ConfigureAwait(false);
-                if (accepted is { } websocket)
+                var handshake = await _transport.AcceptAsync(connection).ConfigureAwait(false);
+                if (handshake.Outcome != PipeTransportMiddleware.Outcome.NotOurs)
                 {
-                    using (websocket.Socket)
+                    if (handshake.Outcome == PipeTransportMiddleware.Outcome.Accepted)
                     {
-                        await _transport.RunAsync(websocket.Socket, websocket.Admitted).ConfigureAwait(false);
+                        using (handshake.Socket)
+                        {
+                            await _transport.RunAsync(handshake.Socket!, handshake.Admitted!, handshake.Slot).ConfigureAwait(false);
+                        }
                     }
 
                     await connection.DisposeAsync().ConfigureAwait(false);

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.IO.Pipelines;
+using System.Net;
 using System.Net.WebSockets;
 using System.Text;
 using Broker.Frontend.Hosting;
@@ -15,18 +16,23 @@ namespace Broker.Frontend.Transport;
 /// that admits it, answers 101 itself and runs the connection on a <see cref="PipeWebSocket"/>.
 /// Called by <see cref="BrokerSocketTransportFactory"/> for every socket it accepts, or, with
 /// <c>Broker:SocketTransport=Kestrel</c>, as Kestrel connection middleware in front of the HTTP
-/// server. Every other connection — other paths, refusals (answered by the HTTP endpoint with
-/// the same decision and its status), anything unusual — is handed to the HTTP server with
-/// nothing consumed.
+/// server. The whole request must arrive within <c>Broker:HandshakeTimeout</c> of the start, or
+/// the connection is closed unanswered; an upgrade past the connection caps is answered 503
+/// here. Every other connection — other paths, refusals (answered by the HTTP endpoint with the
+/// same decision and its status), anything unusual — is handed to the HTTP server with nothing
+/// consumed.
 /// </summary>
-public sealed class PipeTransportMiddleware
+public sealed partial class PipeTransportMiddleware
 {
     private readonly BrokerOptions _options;
     private readonly IHostApplicationLifetime _lifetime;
     private readonly TokenAuthenticator _tokens;
     private readonly Connections.ConnectionHandler _handler;
-    private readonly TimeSpan _headTimeout;
+    private readonly ConnectionLimits _limits;
+    private readonly ClientEventLog _events;
+    private readonly ILogger<PipeTransportMiddleware> _logger;
     private readonly int _maxHeadBytes;
+    private readonly int _maxHeaders;
 
     public PipeTransportMiddleware(IServiceProvider services)
     {
@@ -34,10 +40,29 @@ public sealed class PipeTransportMiddleware
         _lifetime = services.GetRequiredService<IHostApplicationLifetime>();
         _tokens = services.GetRequiredService<TokenAuthenticator>();
         _handler = services.GetRequiredService<Connections.ConnectionHandler>();
+        _limits = services.GetRequiredService<ConnectionLimits>();
+        _events = services.GetRequiredService<ClientEventLog>();
+        _logger = services.GetRequiredService<ILogger<PipeTransportMiddleware>>();
         var limits = services.GetRequiredService<IOptions<KestrelServerOptions>>().Value.Limits;
-        _headTimeout = limits.RequestHeadersTimeout;
         _maxHeadBytes = limits.MaxRequestLineSize + limits.MaxRequestHeadersTotalSize;
+        _maxHeaders = limits.MaxRequestHeaderCount;
     }
+
+    /// <summary>What the first request of a connection came to.</summary>
+    internal enum Outcome
+    {
+        /// <summary>Not an upgrade this transport takes: the HTTP server's, nothing consumed.</summary>
+        NotOurs,
+
+        /// <summary>Upgraded (101 sent): run the socket, then release its slot.</summary>
+        Accepted,
+
+        /// <summary>Answered here (503) or timed out: close the connection.</summary>
+        Closed,
+    }
+
+    /// <summary>A handshake's result; Socket, Admitted and Slot are set when <see cref="Outcome.Accepted"/>.</summary>
+    internal readonly record struct Handshake(Outcome Outcome, PipeWebSocket? Socket = null, Admitted? Admitted = null, ConnectionSlot Slot = default);
 
     public async Task OnConnectionAsync(ConnectionContext connection, ConnectionDelegate next)
     {
@@ -49,41 +74,77 @@ public sealed class PipeTransportMiddleware
 
     /// <summary>
     /// Runs the connection as a WebSocket to its end when its first request is an upgrade this
-    /// transport takes and the namespace admits, and returns true; returns false, with nothing
+    /// transport takes and the namespace admits, and returns true; true as well when it was
+    /// answered or timed out here (the connection is then to be closed); false, with nothing
     /// consumed, for every other connection (the HTTP server's to serve).
     /// </summary>
     public async Task<bool> TryRunAsync(ConnectionContext connection)
     {
         // Split so that what stays alive for the socket's life is this small state machine.
-        var accepted = await AcceptAsync(connection);
-        if (accepted is null)
+        var handshake = await AcceptAsync(connection);
+        switch (handshake.Outcome)
         {
-            return false;
+            case Outcome.NotOurs:
+                return false;
+            case Outcome.Closed:
+                connection.Abort();
+                return true;
         }
 
-        using var socket = accepted.Value.Socket;
-        await RunAsync(socket, accepted.Value.Admitted);
+        using var socket = handshake.Socket!;
+        await RunAsync(socket, handshake.Admitted!, handshake.Slot);
         return true;
     }
 
-    /// <summary>An accepted socket's life, from the welcome to its close.</summary>
-    internal Task RunAsync(PipeWebSocket socket, Admitted admitted) =>
-        _handler.RunAsync(socket, admitted.Namespace, admitted.Options, admitted.User, admitted.Expires, admitted.GeneratedUser);
+    /// <summary>An accepted socket's life, from the welcome to its close; its slot is released at the end.</summary>
+    internal async Task RunAsync(PipeWebSocket socket, Admitted admitted, ConnectionSlot slot)
+    {
+        try
+        {
+            await _handler.RunAsync(socket, admitted.Namespace, admitted.Options, admitted.User, admitted.Expires, admitted.GeneratedUser);
+        }
+        finally
+        {
+            _limits.Release(slot);
+            CountFailure(socket);
+        }
+    }
 
     /// <summary>
     /// The handshake: a socket when the connection's first request is an upgrade this
-    /// transport takes and the namespace admits (101 sent); null, with nothing consumed, otherwise.
+    /// transport takes and the namespace admits (101 sent); <see cref="Outcome.Closed"/> when
+    /// it was refused here or did not arrive in time; <see cref="Outcome.NotOurs"/>, with
+    /// nothing consumed, otherwise.
     /// </summary>
-    internal async Task<(PipeWebSocket Socket, Admitted Admitted)?> AcceptAsync(ConnectionContext connection)
+    internal async Task<Handshake> AcceptAsync(ConnectionContext connection)
     {
         var input = connection.Transport.Input;
         // A broker socket's reads fail by themselves when it closes; its own token would be
         // one more object kept for the connection's life.
         var closed = connection is BrokerSocketConnection ? CancellationToken.None : connection.ConnectionClosed;
-        var (request, head) = await ReadUpgradeAsync(input, closed);
+        var (status, request, head) = await ReadUpgradeAsync(input, closed);
+        if (status == UpgradeRequest.ParseStatus.NeedMore)
+        {
+            // The deadline passed with the request incomplete: one deadline, not a second one
+            // in the HTTP server.
+            _events.Count(ClientEvent.HandshakeTimeout);
+            LogHandshakeTimeout(_logger, RemoteAddress(connection), _options.HandshakeTimeout.TotalSeconds);
+            return new Handshake(Outcome.Closed);
+        }
+
         if (request is null)
         {
-            return null;
+            return new Handshake(Outcome.NotOurs);
+        }
+
+        // The caps first: cheap, and a flood at the cap costs no token validation.
+        var address = RemoteAddress(connection);
+        if (!_limits.TryAcquire(address, out var slot, out var refusal))
+        {
+            input.AdvanceTo(head.End);
+            LogRefused(_logger, address, refusal.Status, refusal.Message);
+            await AnswerAsync(connection, ConnectionLimits.RefusalResponse(refusal));
+            return new Handshake(Outcome.Closed);
         }
 
         var query = QueryHelpers.ParseQuery(request.Query);
@@ -101,8 +162,9 @@ public sealed class PipeTransportMiddleware
         if (admitted is null)
         {
             // Refused: the HTTP endpoint reaches the same decision and answers it with its status.
+            _limits.Release(slot);
             input.AdvanceTo(head.Start);
-            return null;
+            return new Handshake(Outcome.NotOurs);
         }
 
         input.AdvanceTo(head.End);
@@ -115,24 +177,25 @@ public sealed class PipeTransportMiddleware
         }
         catch (WebSocketException)
         {
-            // Gone before the answer: nothing to run; the HTTP server finds the connection aborted.
+            // Gone before the answer: nothing to run.
+            _limits.Release(slot);
             socket.Dispose();
-            connection.Abort();
-            return null;
+            return new Handshake(Outcome.Closed);
         }
 
-        return (socket, admitted);
+        return new Handshake(Outcome.Accepted, socket, admitted, slot);
     }
 
     /// <summary>
-    /// Reads until the first request head is complete. Returns the upgrade request and the
-    /// buffer holding its head, not yet consumed; or null with the input rewound to where it
-    /// started, when the request is not one for this transport.
+    /// Reads until the first request head is complete, within the handshake deadline. Parsed:
+    /// the upgrade request and the buffer holding its head, not yet consumed. NotOurs: the input
+    /// rewound to where it started. NeedMore: the deadline passed first.
     /// </summary>
-    private async Task<(UpgradeRequest? Request, ReadOnlySequence<byte> Head)> ReadUpgradeAsync(PipeReader input, CancellationToken closed)
+    private async Task<(UpgradeRequest.ParseStatus Status, UpgradeRequest? Request, ReadOnlySequence<byte> Head)> ReadUpgradeAsync(PipeReader input, CancellationToken closed)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(closed);
-        timeout.CancelAfter(_headTimeout);
+        timeout.CancelAfter(_options.HandshakeTimeout);
+        long scanned = 0;
         while (true)
         {
             ReadResult result;
@@ -140,25 +203,87 @@ public sealed class PipeTransportMiddleware
             {
                 result = await input.ReadAsync(timeout.Token);
             }
-            catch (OperationCanceledException)
+            catch (OperationCanceledException) when (!closed.IsCancellationRequested)
             {
-                // Too slow (or gone): Kestrel's own request timeout deals with it.
-                return (null, default);
+                return (UpgradeRequest.ParseStatus.NeedMore, null, default);
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or IOException or ConnectionAbortedException)
+            {
+                // Gone: the HTTP server finds the connection ended.
+                return (UpgradeRequest.ParseStatus.NotOurs, null, default);
             }
 
             var buffer = result.Buffer;
-            switch (UpgradeRequest.TryParse(buffer, _maxHeadBytes, out var request, out var headLength))
+            var status = UpgradeRequest.TryParse(buffer, _maxHeadBytes, _maxHeaders, ref scanned, out var request, out var headLength);
+            switch (status)
             {
                 case UpgradeRequest.ParseStatus.Parsed:
                     // Left unconsumed until admitted: a refusal hands the same bytes to the HTTP server.
-                    return (request, buffer.Slice(0, headLength));
+                    return (status, request, buffer.Slice(0, headLength));
                 case UpgradeRequest.ParseStatus.NeedMore when !result.IsCompleted && !result.IsCanceled:
                     input.AdvanceTo(buffer.Start, buffer.End);
                     continue;
                 default:
                     input.AdvanceTo(buffer.Start);
-                    return (null, default);
+                    return (UpgradeRequest.ParseStatus.NotOurs, null, default);
             }
         }
     }
+
+    /// <summary>Writes a complete HTTP response (the connection is closed after it).</summary>
+    private static async Task AnswerAsync(ConnectionContext connection, byte[] response)
+    {
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            var output = connection.Transport.Output;
+            await output.WriteAsync(response, timeout.Token);
+            await output.CompleteAsync();
+        }
+        catch (Exception ex) when (ex is IOException or OperationCanceledException or InvalidOperationException or ObjectDisposedException)
+        {
+            // Gone, or not reading: it is closed either way.
+        }
+    }
+
+    /// <summary>Counts what the client did to end the socket, if it broke a rule or reset.</summary>
+    private void CountFailure(PipeWebSocket socket)
+    {
+        var kind = socket.Failure switch
+        {
+            WebSocketFailure.ProtocolError => ClientEvent.ProtocolViolation,
+            WebSocketFailure.InvalidUtf8 => ClientEvent.InvalidUtf8,
+            WebSocketFailure.ControlFrameFlood => ClientEvent.ControlFrameFlood,
+            WebSocketFailure.MessageTooBig => ClientEvent.MessageTooBig,
+            WebSocketFailure.Reset => ClientEvent.Reset,
+            _ => (ClientEvent?)null,
+        };
+        if (kind is { } counted)
+        {
+            _events.Count(counted);
+            LogClientFailure(_logger, socket.Failure);
+        }
+    }
+
+    /// <summary>The client's address: read off a broker socket without keeping an endpoint object for the connection's life.</summary>
+    private static IPAddress? RemoteAddress(ConnectionContext connection)
+    {
+        try
+        {
+            return ((connection is BrokerSocketConnection broker ? broker.Socket.RemoteEndPoint : connection.RemoteEndPoint) as IPEndPoint)?.Address;
+        }
+        catch (Exception ex) when (ex is System.Net.Sockets.SocketException or ObjectDisposedException)
+        {
+            return null;
+        }
+    }
+
+    [LoggerMessage(EventId = 1310, Level = LogLevel.Debug, Message = "Upgrade request from {Address} not complete within {Seconds} s; closed")]
+    private static partial void LogHandshakeTimeout(ILogger logger, IPAddress? address, double seconds);
+
+    [LoggerMessage(EventId = 1311, Level = LogLevel.Debug, Message = "Upgrade request from {Address} refused with {Status}: {Reason}")]
+    private static partial void LogRefused(ILogger logger, IPAddress? address, int status, string reason);
+
+    [LoggerMessage(EventId = 1312, Level = LogLevel.Debug, Message = "WebSocket ended by the client: {Failure}")]
+    private static partial void LogClientFailure(ILogger logger, WebSocketFailure failure);
 }

@@ -15,16 +15,17 @@ namespace Broker.Frontend.Transport;
 /// upgraded stream and no <see cref="System.Net.WebSockets.ManagedWebSocket"/> in between. A
 /// data frame is its 2–10 header bytes and the payload copied once into the transport's output
 /// pipe; reads take frames straight from the input pipe, which holds no buffer while the socket
-/// is idle. No extensions are negotiated. Protocol violations close with 1002; a message over
+/// is idle. No extensions are negotiated. Protocol violations close with 1002, a text message
+/// that is not valid UTF-8 with 1007 (checked as its bytes arrive); a message over
 /// <see cref="MaxMessageBytes"/> throws <see cref="MessageTooBigException"/> as soon as its
-/// header says so. Pings are answered here; keep-alive pings go out every
-/// <c>keepAliveInterval</c>, and a pong missing for <c>keepAliveTimeout</c> aborts the connection.
+/// header says so. Pings are answered here while the connection's frame budget
+/// (<see cref="LimitControlFrames"/>) allows, and dropped unanswered beyond it; keep-alive pings
+/// go out every <c>keepAliveInterval</c>, and a pong missing for <c>keepAliveTimeout</c> aborts
+/// the connection. Headers are read and written by <see cref="WebSocketFrameCodec"/>.
 /// </summary>
 public sealed class PipeWebSocket : WebSocket
 {
-    private const byte Fin = 0x80;
-    private const int MaxControlPayload = 125;
-    private const int MaxHeaderBytes = 14;
+    private const int MaxControlPayload = WebSocketFrameCodec.MaxControlPayload;
 
     private readonly ConnectionContext _connection;
     private readonly PipeReader _input;
@@ -43,6 +44,7 @@ public sealed class PipeWebSocket : WebSocket
     private readonly long _keepAliveTimeout;
     private readonly Lock _stateGate = new();
     private WebSocketState _state = WebSocketState.Open;
+    private WebSocketFailure _failure;
     private WebSocketCloseStatus? _closeStatus;
     private string? _closeStatusDescription;
 
@@ -55,6 +57,12 @@ public sealed class PipeWebSocket : WebSocket
     private bool _inFrame;
     private WebSocketMessageType _messageType;
     private long _messageBytes;
+    private Utf8Validator _utf8;
+
+    // Control frames spend the connection's frame budget (set by its owner; null: unlimited).
+    private IControlFrameBudget? _controlBudget;
+    private int _maxControlDropped;
+    private int _controlDropped;
 
     // Send state: touched only under _writeLock.
     private bool _sendContinuation;
@@ -94,7 +102,25 @@ public sealed class PipeWebSocket : WebSocket
     /// <summary>Largest message (all its fragments) <see cref="ReceiveAsync(Memory{byte}, CancellationToken)"/> accepts.</summary>
     public long MaxMessageBytes => _maxMessageBytes;
 
+    /// <summary>
+    /// Makes every ping and pong the client sends spend one unit of <paramref name="budget"/>
+    /// (the budget its data frames spend too). A ping that finds the budget empty is dropped
+    /// unanswered — no pong written, nothing allocated — and a pong is not counted as an
+    /// answer; <paramref name="maxDroppedInARow"/> control frames dropped with none taken in
+    /// between fail the connection with 1008 (a flood that costs the node CPU for nothing).
+    /// Called by the receiving side, before its first receive.
+    /// </summary>
+    public void LimitControlFrames(IControlFrameBudget budget, int maxDroppedInARow)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxDroppedInARow, 1);
+        _controlBudget = budget;
+        _maxControlDropped = maxDroppedInARow;
+    }
+
     public override WebSocketCloseStatus? CloseStatus => _closeStatus;
+
+    /// <summary>How the client ended the connection, when it broke a rule or vanished; <see cref="WebSocketFailure.None"/> otherwise.</summary>
+    public WebSocketFailure Failure => _failure;
 
     public override string? CloseStatusDescription => _closeStatusDescription;
 
@@ -235,7 +261,7 @@ public sealed class PipeWebSocket : WebSocket
         }
         catch (Exception ex) when (IsTransportFailure(ex))
         {
-            return ValueTask.FromException<ValueWebSocketReceiveResult>(new WebSocketException(WebSocketError.ConnectionClosedPrematurely, ex));
+            return ValueTask.FromException<ValueWebSocketReceiveResult>(Lost(ex));
         }
 
         if (!read.IsCompleted)
@@ -267,7 +293,7 @@ public sealed class PipeWebSocket : WebSocket
         }
         catch (Exception ex) when (IsTransportFailure(ex) || ex is SocketException)
         {
-            return ValueTask.FromException<ValueWebSocketReceiveResult>(new WebSocketException(WebSocketError.ConnectionClosedPrematurely, ex));
+            return ValueTask.FromException<ValueWebSocketReceiveResult>(Lost(ex));
         }
 
         return wait.IsCompletedSuccessfully ? ReceiveCoreAsync(buffer, cancellationToken) : WaitOnSocketThenReceiveAsync(wait, cancellationToken);
@@ -281,7 +307,7 @@ public sealed class PipeWebSocket : WebSocket
         }
         catch (Exception ex) when (IsTransportFailure(ex) || ex is SocketException)
         {
-            throw new WebSocketException(WebSocketError.ConnectionClosedPrematurely, ex);
+            throw Lost(ex);
         }
 
         return await ReceiveCoreAsync(Memory<byte>.Empty, cancellationToken).ConfigureAwait(false);
@@ -296,7 +322,7 @@ public sealed class PipeWebSocket : WebSocket
         }
         catch (Exception ex) when (IsTransportFailure(ex))
         {
-            throw new WebSocketException(WebSocketError.ConnectionClosedPrematurely, ex);
+            throw Lost(ex);
         }
 
         _input.AdvanceTo(result.Buffer.Start);
@@ -330,6 +356,7 @@ public sealed class PipeWebSocket : WebSocket
                 {
                     // An empty frame: the whole of it is its header.
                     _inFrame = false;
+                    CheckText([]);
                     return EndFrame(0);
                 }
             }
@@ -350,23 +377,24 @@ public sealed class PipeWebSocket : WebSocket
             var target = buffer.Span[..count];
             available.Slice(0, count).CopyTo(target);
             _input.AdvanceTo(available.GetPosition(count));
-            _maskOffset = Unmask(target, _mask, _maskOffset);
+            _maskOffset = WebSocketFrameCodec.Mask(target, _mask, _maskOffset);
             _frameRemaining -= count;
             if (_frameRemaining == 0)
             {
                 _inFrame = false;
             }
 
+            CheckText(target);
             return EndFrame(count);
         }
         catch (ProtocolViolationException ex)
         {
-            await FailAsync(WebSocketCloseStatus.ProtocolError, ex.Message).ConfigureAwait(false);
+            await FailAsync(ex.Status, ex.Message).ConfigureAwait(false);
             throw new WebSocketException(WebSocketError.Faulted, ex.Message, ex);
         }
         catch (Exception ex) when (IsTransportFailure(ex) && ex is not MessageTooBigException)
         {
-            throw new WebSocketException(WebSocketError.ConnectionClosedPrematurely, ex);
+            throw Lost(ex);
         }
     }
 
@@ -376,6 +404,15 @@ public sealed class PipeWebSocket : WebSocket
         return result.MessageType == WebSocketMessageType.Close
             ? new WebSocketReceiveResult(0, WebSocketMessageType.Close, true, _closeStatus, _closeStatusDescription)
             : new WebSocketReceiveResult(result.Count, result.MessageType, result.EndOfMessage);
+    }
+
+    /// <summary>Checks a text message's payload as it arrives (the frame state already advanced past it).</summary>
+    private void CheckText(ReadOnlySpan<byte> payload)
+    {
+        if (_messageType == WebSocketMessageType.Text && !_utf8.Append(payload, endOfMessage: !_inFrame && _frameFin))
+        {
+            throw new ProtocolViolationException(WebSocketCloseStatus.InvalidPayloadData, "Text frames must be valid UTF-8.");
+        }
     }
 
     private ValueWebSocketReceiveResult EndFrame(int count)
@@ -391,7 +428,7 @@ public sealed class PipeWebSocket : WebSocket
 
     private void StartDataFrame(FrameHeader header)
     {
-        if (header.Opcode == Opcode.Continuation)
+        if (header.Opcode == WebSocketOpcode.Continuation)
         {
             if (!_inMessage)
             {
@@ -407,12 +444,14 @@ public sealed class PipeWebSocket : WebSocket
 
             _inMessage = true;
             _messageBytes = 0;
-            _messageType = header.Opcode == Opcode.Text ? WebSocketMessageType.Text : WebSocketMessageType.Binary;
+            _messageType = header.Opcode == WebSocketOpcode.Text ? WebSocketMessageType.Text : WebSocketMessageType.Binary;
+            _utf8.Reset();
         }
 
         _messageBytes += header.Length;
         if (_messageBytes > _maxMessageBytes)
         {
+            _failure = WebSocketFailure.MessageTooBig;
             throw new MessageTooBigException(_maxMessageBytes);
         }
 
@@ -430,10 +469,14 @@ public sealed class PipeWebSocket : WebSocket
         {
             var result = await _input.ReadAsync(cancellationToken).ConfigureAwait(false);
             var buffer = result.Buffer;
-            if (TryParseHeader(buffer, out var header, out var length))
+            switch (WebSocketFrameCodec.TryReadClientHeader(buffer, out var header, out var length, out var violation))
             {
-                _input.AdvanceTo(buffer.GetPosition(length));
-                return header;
+                case FrameHeaderStatus.Parsed:
+                    _input.AdvanceTo(buffer.GetPosition(length));
+                    return header;
+                case FrameHeaderStatus.Invalid:
+                    _input.AdvanceTo(buffer.Start);
+                    throw Violation(violation!);
             }
 
             if (result.IsCompleted)
@@ -446,93 +489,129 @@ public sealed class PipeWebSocket : WebSocket
         }
     }
 
-    private static bool TryParseHeader(ReadOnlySequence<byte> buffer, out FrameHeader header, out int length)
+    /// <summary>Handles a ping, pong or close; returns the result to hand the caller for a close.</summary>
+    private async ValueTask<ValueWebSocketReceiveResult?> HandleControlFrameAsync(FrameHeader header, CancellationToken cancellationToken)
     {
-        header = default;
-        length = 0;
-        if (buffer.Length < 2)
+        if (header.Opcode == WebSocketOpcode.Close)
         {
-            return false;
+            return await HandleCloseFrameAsync(await ReadCloseFramePayloadAsync(header, cancellationToken).ConfigureAwait(false)).ConfigureAwait(false);
         }
 
-        Span<byte> bytes = stackalloc byte[MaxHeaderBytes];
-        var first = buffer.FirstSpan;
-        var copied = (int)Math.Min(buffer.Length, MaxHeaderBytes);
-        if (first.Length >= copied)
+        // A ping or pong (at most 125 bytes) is used where it lies in the input buffer: a flood
+        // of them allocates nothing, and one over the budget costs only its parsing. A ping
+        // followed by another one already received is not answered: the later one's pong
+        // answers both (RFC 6455 5.5.3), so a burst of pings read at once costs one write.
+        var length = (int)header.Length;
+        ValueTask answer;
+        if (length == 0)
         {
-            first[..copied].CopyTo(bytes);
+            var pingFollows = false;
+            if (_input.TryRead(out var peek))
+            {
+                pingFollows = StartsWithPing(peek.Buffer);
+                _input.AdvanceTo(peek.Buffer.Start);
+            }
+
+            answer = OnPingOrPong(header, ReadOnlySequence<byte>.Empty, pingFollows, cancellationToken);
         }
         else
         {
-            buffer.Slice(0, copied).CopyTo(bytes);
-        }
-
-        var b0 = bytes[0];
-        var b1 = bytes[1];
-        if ((b0 & 0x70) != 0)
-        {
-            throw Violation("Reserved bits are set, and no extension was negotiated.");
-        }
-
-        var opcode = (Opcode)(b0 & 0x0F);
-        if (opcode is not (Opcode.Continuation or Opcode.Text or Opcode.Binary or Opcode.Close or Opcode.Ping or Opcode.Pong))
-        {
-            throw Violation($"Unknown opcode {(int)opcode}.");
-        }
-
-        if ((b1 & 0x80) == 0)
-        {
-            throw Violation("Client frames must be masked.");
-        }
-
-        var fin = (b0 & Fin) != 0;
-        long payload = b1 & 0x7F;
-        var offset = 2;
-        if (payload == 126)
-        {
-            if (copied < 4)
+            var result = await _input.ReadAtLeastAsync(length, cancellationToken).ConfigureAwait(false);
+            var buffer = result.Buffer;
+            if (buffer.Length < length)
             {
-                return false;
+                _input.AdvanceTo(buffer.End);
+                throw new WebSocketException(WebSocketError.ConnectionClosedPrematurely, "The peer closed the connection in the middle of a frame.");
             }
 
-            payload = BinaryPrimitives.ReadUInt16BigEndian(bytes[2..]);
-            offset = 4;
-        }
-        else if (payload == 127)
-        {
-            if (copied < 10)
+            var payload = buffer.Slice(0, length);
+            try
             {
-                return false;
+                answer = OnPingOrPong(header, payload, StartsWithPing(buffer.Slice(length)), cancellationToken);
             }
-
-            var wide = BinaryPrimitives.ReadUInt64BigEndian(bytes[2..]);
-            if (wide > long.MaxValue)
+            finally
             {
-                throw Violation("The payload length's most significant bit is set.");
+                _input.AdvanceTo(payload.End);
             }
-
-            payload = (long)wide;
-            offset = 10;
         }
 
-        if (copied < offset + 4)
-        {
-            return false;
-        }
-
-        var isControl = opcode >= Opcode.Close;
-        if (isControl && (!fin || payload > MaxControlPayload))
-        {
-            throw Violation("Control frames must be unfragmented and carry at most 125 bytes.");
-        }
-
-        header = new FrameHeader(opcode, fin, payload, MemoryMarshal.Read<uint>(bytes.Slice(offset, 4)));
-        length = offset + 4;
-        return true;
+        await answer.ConfigureAwait(false);
+        return null;
     }
 
-    /// <summary>Handles a ping, pong or close; returns the result to hand the caller for a close.</summary>
-    private async ValueTask<ValueWebSocketReceiveResult?> HandleControlFrameAsync(FrameHeader header, CancellationToken cancellationToken)
+    /// <summary>Whether the bytes start with a whole-frame ping header's first byte (FIN, no reserved bits, opcode 9).</summary>
+    private static bool StartsWithPing(ReadOnlySequence<byte> bytes) =>
+        !bytes.IsEmpty && bytes.FirstSpan[0] == (0x80 | (byte)WebSocketOpcode.Ping);
+
+    /// <summary>Spends the budget on a ping or pong and answers a ping (unless <paramref name="pingFollows"/>); the pong's write is the result (synchronous when the socket takes it).</summary>
+    private ValueTask OnPingOrPong(FrameHeader header, ReadOnlySequence<byte> maskedPayload, bool pingFollows, CancellationToken cancellationToken)
+    {
+        if (_controlBudget is { } budget)
+        {
+            if (!budget.TryTake())
+            {
+                if (++_controlDropped >= _maxControlDropped)
+                {
+                    throw new ProtocolViolationException(
+                        WebSocketCloseStatus.PolicyViolation,
+                        $"Too many pings: {_controlDropped} in a row over the frame rate limit.");
+                }
+
+                return ValueTask.CompletedTask;
+            }
+
+            _controlDropped = 0;
+        }
+
+        if (header.Opcode == WebSocketOpcode.Pong)
+        {
+            Volatile.Write(ref _pongSeenAt, Environment.TickCount64);
+            return ValueTask.CompletedTask;
+        }
+
+        if (pingFollows || _state is not (WebSocketState.Open or WebSocketState.CloseReceived))
+        {
+            // The next ping's pong answers this one too; or our close is out, and nothing more is sent.
+            return ValueTask.CompletedTask;
+        }
+
+        Span<byte> payload = stackalloc byte[MaxControlPayload];
+        payload = payload[..(int)maskedPayload.Length];
+        maskedPayload.CopyTo(payload);
+        WebSocketFrameCodec.Mask(payload, header.Mask, 0);
+        if (!_writeLock.Wait(0))
+        {
+            // Another write is in progress: the pong waits its turn with a copy of its own.
+            return WriteControlFrameAsync(WebSocketOpcode.Pong, payload.ToArray(), cancellationToken);
+        }
+
+        var released = false;
+        try
+        {
+            var flush = WriteFrame(WebSocketOpcode.Pong, fin: true, payload, cancellationToken);
+            if (!flush.IsCompleted)
+            {
+                released = true;
+                return FlushThenReleaseAsync(flush);
+            }
+
+            ThrowIfOutputClosed(flush.Result);
+            return ValueTask.CompletedTask;
+        }
+        catch (Exception ex) when (IsTransportFailure(ex))
+        {
+            throw new WebSocketException(WebSocketError.ConnectionClosedPrematurely, ex);
+        }
+        finally
+        {
+            if (!released)
+            {
+                _writeLock.Release();
+            }
+        }
+    }
+
+    private async ValueTask<byte[]> ReadCloseFramePayloadAsync(FrameHeader header, CancellationToken cancellationToken)
     {
         var payload = new byte[header.Length];
         var read = 0;
@@ -550,18 +629,8 @@ public sealed class PipeWebSocket : WebSocket
             }
         }
 
-        Unmask(payload, header.Mask, 0);
-        switch (header.Opcode)
-        {
-            case Opcode.Ping:
-                await WriteControlFrameAsync(Opcode.Pong, payload, cancellationToken).ConfigureAwait(false);
-                return null;
-            case Opcode.Pong:
-                Volatile.Write(ref _pongSeenAt, Environment.TickCount64);
-                return null;
-            default:
-                return await HandleCloseFrameAsync(payload).ConfigureAwait(false);
-        }
+        WebSocketFrameCodec.Mask(payload, header.Mask, 0);
+        return payload;
     }
 
     private async ValueTask<ValueWebSocketReceiveResult?> HandleCloseFrameAsync(byte[] payload)
@@ -576,21 +645,19 @@ public sealed class PipeWebSocket : WebSocket
         if (payload.Length >= 2)
         {
             var code = BinaryPrimitives.ReadUInt16BigEndian(payload);
-            if (!IsValidCloseCode(code))
+            if (!WebSocketFrameCodec.IsValidCloseCode(code))
             {
                 throw Violation($"Close code {code} may not be sent.");
             }
 
             status = (WebSocketCloseStatus)code;
-            try
-            {
-                description = new UTF8Encoding(false, true).GetString(payload, 2, payload.Length - 2);
-            }
-            catch (DecoderFallbackException)
+            if (!System.Text.Unicode.Utf8.IsValid(payload.AsSpan(2)))
             {
                 await FailAsync(WebSocketCloseStatus.InvalidPayloadData, "The close reason is not valid UTF-8.").ConfigureAwait(false);
                 throw new WebSocketException(WebSocketError.Faulted, "The close reason is not valid UTF-8.");
             }
+
+            description = Encoding.UTF8.GetString(payload, 2, payload.Length - 2);
         }
 
         _closeStatus = status;
@@ -608,14 +675,17 @@ public sealed class PipeWebSocket : WebSocket
         return new ValueWebSocketReceiveResult(0, WebSocketMessageType.Close, endOfMessage: true);
     }
 
-    private static bool IsValidCloseCode(ushort code) =>
-        code is (>= 1000 and <= 1003) or (>= 1007 and <= 1014) or (>= 3000 and <= 4999);
-
-    private static ProtocolViolationException Violation(string reason) => new(reason);
+    private static ProtocolViolationException Violation(string reason) => new(WebSocketCloseStatus.ProtocolError, reason);
 
     /// <summary>Sends a close frame for a receive-side failure (no handshake wait) and marks the socket closed.</summary>
     private async Task FailAsync(WebSocketCloseStatus status, string reason)
     {
+        _failure = status switch
+        {
+            WebSocketCloseStatus.InvalidPayloadData => WebSocketFailure.InvalidUtf8,
+            WebSocketCloseStatus.PolicyViolation => WebSocketFailure.ControlFrameFlood,
+            _ => WebSocketFailure.ProtocolError,
+        };
         bool write;
         lock (_stateGate)
         {
@@ -652,13 +722,13 @@ public sealed class PipeWebSocket : WebSocket
             encoder.Convert(reason, payload.AsSpan(2), flush: true, out _, out _, out _);
         }
 
-        return WriteControlFrameAsync(Opcode.Close, payload, cancellationToken).AsTask();
+        return WriteControlFrameAsync(WebSocketOpcode.Close, payload, cancellationToken).AsTask();
     }
 
-    private ValueTask WriteControlFrameAsync(Opcode opcode, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken) =>
+    private ValueTask WriteControlFrameAsync(WebSocketOpcode opcode, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken) =>
         WriteLockedAsync(
-            (First: (byte)(Fin | (byte)opcode), Payload: payload),
-            static (socket, frame, ct) => socket.WriteFrame(frame.First, frame.Payload.Span, ct),
+            (Opcode: opcode, Payload: payload),
+            static (socket, frame, ct) => socket.WriteFrame(frame.Opcode, fin: true, frame.Payload.Span, ct),
             cancellationToken);
 
     private ValueTask SendContendedAsync(ReadOnlyMemory<byte> buffer, WebSocketMessageType messageType, bool endOfMessage, CancellationToken cancellationToken) =>
@@ -713,15 +783,26 @@ public sealed class PipeWebSocket : WebSocket
         }
     }
 
+    /// <summary>The receiving side's connection is gone: recorded as a <see cref="WebSocketFailure.Reset"/> when the peer reset it.</summary>
+    private WebSocketException Lost(Exception ex)
+    {
+        if (ex is ConnectionResetException || (ex is SocketException socketError && BrokerSocketConnection.IsReset(socketError.SocketErrorCode)))
+        {
+            _failure = WebSocketFailure.Reset;
+        }
+
+        return new WebSocketException(WebSocketError.ConnectionClosedPrematurely, ex);
+    }
+
     /// <summary>What a closed or reset connection throws from its pipes (ConnectionResetException is an IOException, ConnectionAbortedException an OperationCanceledException).</summary>
     private static bool IsTransportFailure(Exception ex) =>
         ex is InvalidOperationException or IOException or ConnectionAbortedException;
 
     private ValueTask<FlushResult> WriteDataFrame(ReadOnlySpan<byte> payload, WebSocketMessageType messageType, bool endOfMessage, CancellationToken cancellationToken)
     {
-        var opcode = _sendContinuation ? Opcode.Continuation : messageType == WebSocketMessageType.Text ? Opcode.Text : Opcode.Binary;
+        var opcode = _sendContinuation ? WebSocketOpcode.Continuation : messageType == WebSocketMessageType.Text ? WebSocketOpcode.Text : WebSocketOpcode.Binary;
         _sendContinuation = !endOfMessage;
-        return WriteFrame((byte)((endOfMessage ? Fin : 0) | (byte)opcode), payload, cancellationToken);
+        return WriteFrame(opcode, endOfMessage, payload, cancellationToken);
     }
 
     /// <summary>
@@ -729,28 +810,10 @@ public sealed class PipeWebSocket : WebSocket
     /// written into the output pipe; the result is the pipe's flush (completed when sent
     /// directly). Under the write lock.
     /// </summary>
-    private ValueTask<FlushResult> WriteFrame(byte first, ReadOnlySpan<byte> payload, CancellationToken cancellationToken)
+    private ValueTask<FlushResult> WriteFrame(WebSocketOpcode opcode, bool fin, ReadOnlySpan<byte> payload, CancellationToken cancellationToken)
     {
-        Span<byte> header = stackalloc byte[MaxHeaderBytes];
-        header[0] = first;
-        int headerLength;
-        if (payload.Length <= MaxControlPayload)
-        {
-            header[1] = (byte)payload.Length;
-            headerLength = 2;
-        }
-        else if (payload.Length <= ushort.MaxValue)
-        {
-            header[1] = 126;
-            BinaryPrimitives.WriteUInt16BigEndian(header[2..], (ushort)payload.Length);
-            headerLength = 4;
-        }
-        else
-        {
-            header[1] = 127;
-            BinaryPrimitives.WriteUInt64BigEndian(header[2..], (ulong)payload.Length);
-            headerLength = 10;
-        }
+        Span<byte> header = stackalloc byte[WebSocketFrameCodec.MaxServerHeaderBytes];
+        var headerLength = WebSocketFrameCodec.WriteServerHeader(header, opcode, fin, payload.Length);
 
         var total = headerLength + payload.Length;
         if (_direct is not null)
@@ -838,34 +901,6 @@ public sealed class PipeWebSocket : WebSocket
         }
     }
 
-    /// <summary>XORs the client's mask into <paramref name="data"/>, starting at mask byte <paramref name="offset"/>; returns the next offset.</summary>
-    private static int Unmask(Span<byte> data, uint mask, int offset)
-    {
-        if (data.IsEmpty)
-        {
-            return offset;
-        }
-
-        // Rotate the mask so that its first byte applies to data[0] (little-endian: byte k of
-        // the uint is mask byte k), then XOR eight bytes at a time.
-        var rotated = offset == 0 ? mask : (mask >> (offset * 8)) | (mask << (32 - (offset * 8)));
-        var wide = ((ulong)rotated << 32) | rotated;
-        var longs = MemoryMarshal.Cast<byte, ulong>(data);
-        for (var k = 0; k < longs.Length; k++)
-        {
-            longs[k] ^= wide;
-        }
-
-        Span<byte> maskBytes = stackalloc byte[4];
-        MemoryMarshal.Write(maskBytes, in rotated);
-        for (var i = longs.Length * 8; i < data.Length; i++)
-        {
-            data[i] ^= maskBytes[i & 3];
-        }
-
-        return (offset + data.Length) & 3;
-    }
-
     private void OnKeepAliveTick()
     {
         if (_state is not WebSocketState.Open)
@@ -916,7 +951,7 @@ public sealed class PipeWebSocket : WebSocket
         BinaryPrimitives.WriteInt64BigEndian(payload, _pingSentAt);
         try
         {
-            await WriteControlFrameAsync(Opcode.Ping, payload, CancellationToken.None).ConfigureAwait(false);
+            await WriteControlFrameAsync(WebSocketOpcode.Ping, payload, CancellationToken.None).ConfigureAwait(false);
         }
         catch (WebSocketException)
         {
@@ -924,23 +959,32 @@ public sealed class PipeWebSocket : WebSocket
         }
     }
 
-    private enum Opcode : byte
+    /// <summary>A receive-side violation: the socket fails with <paramref name="status"/> (1002, 1007 or 1008).</summary>
+    private sealed class ProtocolViolationException(WebSocketCloseStatus status, string message) : Exception(message)
     {
-        Continuation = 0x0,
-        Text = 0x1,
-        Binary = 0x2,
-        Close = 0x8,
-        Ping = 0x9,
-        Pong = 0xA,
+        public WebSocketCloseStatus Status { get; } = status;
     }
+}
 
-    private readonly record struct FrameHeader(Opcode Opcode, bool Fin, long Length, uint Mask)
-    {
-        public bool IsControl => Opcode >= Opcode.Close;
-    }
+/// <summary>How a client broke off a <see cref="PipeWebSocket"/>, for the node's counts of client-caused events.</summary>
+public enum WebSocketFailure : byte
+{
+    None,
 
-    /// <summary>A receive-side protocol violation: the socket answers it with close 1002.</summary>
-    private sealed class ProtocolViolationException(string message) : Exception(message);
+    /// <summary>A frame broke RFC 6455: closed with 1002.</summary>
+    ProtocolError,
+
+    /// <summary>A text message was not valid UTF-8: closed with 1007.</summary>
+    InvalidUtf8,
+
+    /// <summary>Too many control frames over the frame budget in a row: closed with 1008.</summary>
+    ControlFrameFlood,
+
+    /// <summary>A message's headers announced more than the largest message taken (the receiver closes with 1009).</summary>
+    MessageTooBig,
+
+    /// <summary>The peer reset the TCP connection.</summary>
+    Reset,
 }
 
 /// <summary>A message's header announced more than <see cref="PipeWebSocket.MaxMessageBytes"/> in total.</summary>

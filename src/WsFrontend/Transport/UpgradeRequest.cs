@@ -6,14 +6,19 @@ namespace Broker.Frontend.Transport;
 
 /// <summary>
 /// An HTTP/1.1 WebSocket upgrade request read off a raw connection, taken only when it is plain:
-/// GET, HTTP/1.1, a path without percent-escapes, printable ASCII, no body, each header that
-/// matters present once, and a valid version-13 key. Anything else (another method, a body,
-/// folded or duplicated headers, a bad key, TLS, HTTP/2) is not ours: the connection goes to
-/// Kestrel's HTTP server unread, which answers it the standard way.
+/// GET, HTTP/1.1, a path without percent-escapes, printable ASCII, lines ending in CRLF, at most
+/// Kestrel's header count, no body, each header that matters present once, and a valid
+/// version-13 key. Anything else (another method, HTTP/1.0, a body, folded or duplicated
+/// headers, bare LF or CR, too many headers, a bad key, TLS, HTTP/2) is not ours: the
+/// connection goes to Kestrel's HTTP server unread, which answers it the standard way (400,
+/// 431, or an upgrade of its own) — one reading of every request, Kestrel's.
 /// </summary>
 public sealed class UpgradeRequest
 {
     private static readonly byte[] HeadEnd = "\r\n\r\n"u8.ToArray();
+
+    /// <summary>Kestrel's default MaxRequestHeaderCount.</summary>
+    public const int DefaultMaxHeaders = 100;
 
     private UpgradeRequest(string path, string query, string? origin, string? authorization, string key)
     {
@@ -54,7 +59,18 @@ public sealed class UpgradeRequest
     /// connection to the HTTP server; <see cref="ParseStatus.Parsed"/>: <paramref name="request"/>
     /// is set and the head is <paramref name="headLength"/> bytes long.
     /// </summary>
-    public static ParseStatus TryParse(ReadOnlySequence<byte> buffer, int maxHeadBytes, out UpgradeRequest? request, out long headLength)
+    /// <param name="maxHeadBytes">The longest head taken (Kestrel's request line and header limits together).</param>
+    /// <param name="maxHeaders">The most header lines taken (Kestrel's MaxRequestHeaderCount): with more, Kestrel answers 431.</param>
+    /// <param name="scanned">
+    /// Bytes of <paramref name="buffer"/> a previous call already looked at (0 on the first
+    /// call; updated), so that a head arriving a byte at a time is scanned once, not once per byte.
+    /// </param>
+    /// <remarks>
+    /// Lines must end in CRLF. Kestrel also takes a bare LF as a line end; a head with a bare
+    /// LF or a bare CR anywhere is not ours (Kestrel reads it, or refuses it with 400), so the
+    /// two parsers never read one request two ways.
+    /// </remarks>
+    public static ParseStatus TryParse(ReadOnlySequence<byte> buffer, int maxHeadBytes, int maxHeaders, ref long scanned, out UpgradeRequest? request, out long headLength)
     {
         request = null;
         headLength = 0;
@@ -63,21 +79,75 @@ public sealed class UpgradeRequest
             return buffer.Length < 4 ? ParseStatus.NeedMore : ParseStatus.NotOurs;
         }
 
-        var reader = new SequenceReader<byte>(buffer);
-        if (!reader.TryReadTo(out ReadOnlySequence<byte> headSequence, HeadEnd, advancePastDelimiter: true))
-        {
-            return buffer.Length > maxHeadBytes ? ParseStatus.NotOurs : ParseStatus.NeedMore;
-        }
-
-        if (headSequence.Length > maxHeadBytes)
+        var end = FindHeadEnd(buffer, ref scanned, out var bareLineEnd);
+        if (bareLineEnd)
         {
             return ParseStatus.NotOurs;
         }
 
-        headLength = reader.Consumed;
+        if (end < 0)
+        {
+            return buffer.Length > maxHeadBytes ? ParseStatus.NotOurs : ParseStatus.NeedMore;
+        }
+
+        if (end - HeadEnd.Length > maxHeadBytes)
+        {
+            return ParseStatus.NotOurs;
+        }
+
+        headLength = end;
+        var headSequence = buffer.Slice(0, end - HeadEnd.Length);
         var head = headSequence.IsSingleSegment ? headSequence.FirstSpan : headSequence.ToArray();
-        request = Parse(head);
+        request = Parse(head, maxHeaders);
         return request is null ? ParseStatus.NotOurs : ParseStatus.Parsed;
+    }
+
+    /// <summary>Parses a complete head (for tests); see <see cref="TryParse(ReadOnlySequence{byte}, int, int, ref long, out UpgradeRequest?, out long)"/>.</summary>
+    public static ParseStatus TryParse(ReadOnlySequence<byte> buffer, int maxHeadBytes, int maxHeaders, out UpgradeRequest? request, out long headLength)
+    {
+        long scanned = 0;
+        return TryParse(buffer, maxHeadBytes, maxHeaders, ref scanned, out request, out headLength);
+    }
+
+    /// <summary>
+    /// The length of the head including its blank line (CRLF CRLF), or -1 while it has not all
+    /// arrived; <paramref name="bareLineEnd"/> when a LF without its CR, or a CR without its LF,
+    /// came first. Looks only at bytes from <paramref name="scanned"/> on (a few before it for context).
+    /// </summary>
+    private static long FindHeadEnd(ReadOnlySequence<byte> buffer, ref long scanned, out bool bareLineEnd)
+    {
+        bareLineEnd = false;
+        var from = Math.Max(0, scanned - 3);
+        var position = from;
+        uint last4 = 0;
+        byte previous = 0;
+        foreach (var segment in buffer.Slice(from))
+        {
+            foreach (var b in segment.Span)
+            {
+                last4 = (last4 << 8) | b;
+                if (position >= scanned && position > 0)
+                {
+                    if ((b == '\n' && previous != '\r') || (previous == '\r' && b != '\n'))
+                    {
+                        bareLineEnd = true;
+                        return -1;
+                    }
+
+                    if (last4 == 0x0D0A0D0A && position >= 3)
+                    {
+                        scanned = position + 1;
+                        return position + 1;
+                    }
+                }
+
+                previous = b;
+                position++;
+            }
+        }
+
+        scanned = position;
+        return -1;
     }
 
     private static bool StartsWithGet(ReadOnlySequence<byte> buffer)
@@ -88,7 +158,7 @@ public sealed class UpgradeRequest
         return "GET "u8[..count].SequenceEqual(start[..count]);
     }
 
-    private static UpgradeRequest? Parse(ReadOnlySpan<byte> head)
+    private static UpgradeRequest? Parse(ReadOnlySpan<byte> head, int maxHeaders)
     {
         foreach (var b in head)
         {
@@ -113,6 +183,12 @@ public sealed class UpgradeRequest
         if (path.Contains('%', StringComparison.Ordinal) || path.Contains("//", StringComparison.Ordinal) || path.Contains("/.", StringComparison.Ordinal))
         {
             // Escapes and dot segments: Kestrel normalises those; let it.
+            return null;
+        }
+
+        if (lines.Length - 1 > maxHeaders)
+        {
+            // Kestrel answers 431 to this.
             return null;
         }
 

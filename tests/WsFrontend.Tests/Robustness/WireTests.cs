@@ -31,6 +31,7 @@ public sealed class WireTests(WireTests.Servers servers) : IClassFixture<WireTes
     private const int ProtocolError = 1002;
     private const int Unsupported = 1003;
     private const int TooBig = 1009;
+    private const int InvalidPayload = 1007;
 
     // ---- 1-3: the handshake ----
 
@@ -270,17 +271,19 @@ public sealed class WireTests(WireTests.Servers servers) : IClassFixture<WireTes
 
     // ---- 10-12: payloads ----
 
-    [Fact]
-    public async Task Text_InvalidUtf8_BadRequestAndConnectionLives()
+    [Theory]
+    [InlineData(Pipe)]
+    [InlineData(PipeOnKestrel)]
+    [InlineData(AspNetCore)]
+    public async Task Text_InvalidUtf8_Closes1007(string transport)
     {
-        using var client = await WireConnection.OpenAsync(await servers.ForAsync(Pipe));
+        using var client = await WireConnection.OpenAsync(await servers.ForAsync(transport));
         byte[] payload = [.. "{\"type\":\"ping\",\"id\":3,\"data\":\""u8, 0xC3, 0x28, .. "\"}"u8];
 
         await client.WriteAsync(WireFrameBuilder.Frame(WireFrameBuilder.Text, payload));
 
-        var error = await client.ReadJsonAsync("the answer to a frame with invalid UTF-8");
-        Assert.Equal("bad_request", Frame.Code(error));
-        await AssertPingPongAsync(client, 4);
+        // RFC 6455 8.1: the endpoint fails the connection with 1007; no reply frame comes first.
+        await client.ExpectCloseAsync("a text frame with invalid UTF-8", [InvalidPayload]);
     }
 
     [Fact]
@@ -652,6 +655,23 @@ internal sealed class WireConnection : IDisposable
     public static async Task<WireConnection> ConnectAsync(BrokerServer server)
     {
         var tcp = new TcpClient { NoDelay = true };
+        try
+        {
+            using var timeout = new CancellationTokenSource(Timeout);
+            await tcp.ConnectAsync(IPAddress.Loopback, server.HttpBase.Port, timeout.Token);
+            return new WireConnection(tcp);
+        }
+        catch
+        {
+            tcp.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Connects from a given loopback address (127.0.0.2 and so on: another client address for per-address caps).</summary>
+    public static async Task<WireConnection> ConnectFromAsync(BrokerServer server, IPAddress source)
+    {
+        var tcp = new TcpClient(new IPEndPoint(source, 0)) { NoDelay = true };
         try
         {
             using var timeout = new CancellationTokenSource(Timeout);

@@ -1,0 +1,153 @@
+using System.Text;
+using Broker.Frontend.Tests.Infrastructure;
+using Broker.Frontend.Tests.Robustness;
+
+namespace Broker.Frontend.Tests.Transport;
+
+/// <summary>
+/// RFC 6455 rules the transports must enforce as the bytes arrive, on every transport: a text
+/// message that is not valid UTF-8 fails with 1007 (§8.1) however its bytes are cut into
+/// fragments, and control frames spend the connection's frame budget.
+/// </summary>
+public sealed class StrictFrameTests(WireTests.Servers servers) : IClassFixture<WireTests.Servers>
+{
+    private const string Pipe = "Pipe";
+    private const string PipeOnKestrel = "PipeOnKestrel";
+    private const string AspNetCore = "AspNetCore";
+    private const int InvalidPayload = 1007;
+    private const int PolicyViolation = 1008;
+
+    [Theory]
+    [InlineData(Pipe)]
+    [InlineData(PipeOnKestrel)]
+    [InlineData(AspNetCore)]
+    public async Task Text_InvalidContinuationAcrossFragments_Closes1007(string transport)
+    {
+        using var client = await WireConnection.OpenAsync(await servers.ForAsync(transport));
+
+        // E2 82 starts a 3-byte sequence; the next fragment goes on with '(' instead of a continuation byte.
+        await client.WriteAsync(
+            WireFrameBuilder.Frame(WireFrameBuilder.Text, [.. "{\"type\":\"echo\",\"data\":\""u8, 0xE2, 0x82], fin: false),
+            WireFrameBuilder.Frame(WireFrameBuilder.Continuation, [(byte)'(', .. "\"}"u8]));
+
+        await client.ExpectCloseAsync("a sequence broken across two fragments", [InvalidPayload]);
+    }
+
+    [Theory]
+    [InlineData(Pipe)]
+    [InlineData(PipeOnKestrel)]
+    [InlineData(AspNetCore)]
+    public async Task Text_MessageEndsInsideSequence_Closes1007(string transport)
+    {
+        using var client = await WireConnection.OpenAsync(await servers.ForAsync(transport));
+
+        await client.WriteAsync(WireFrameBuilder.Frame(WireFrameBuilder.Text, [.. "{\"type\":\"ping\"}"u8, 0xF0, 0x9F, 0x98]));
+
+        await client.ExpectCloseAsync("a message ending inside a 4-byte sequence", [InvalidPayload]);
+    }
+
+    [Theory]
+    [InlineData(Pipe)]
+    [InlineData(PipeOnKestrel)]
+    [InlineData(AspNetCore)]
+    public async Task Text_SequencesSplitAcrossFragmentsAndWrites_Answered(string transport)
+    {
+        using var client = await WireConnection.OpenAsync(await servers.ForAsync(transport));
+        var message = Encoding.UTF8.GetBytes("{\"type\":\"echo\",\"id\":1,\"data\":\"€😀é\"}");
+        var euro = Array.IndexOf(message, (byte)0xE2);
+
+        // Cut inside "€" (after its first byte) and inside "😀" (after two of its four), in
+        // three fragments; the last fragment's header and payload in separate writes.
+        var emoji = euro + 3;
+        await client.WriteAsync(WireFrameBuilder.Frame(WireFrameBuilder.Text, message.AsSpan(0, euro + 1), fin: false));
+        await client.WriteAsync(WireFrameBuilder.Frame(WireFrameBuilder.Continuation, message.AsSpan(euro + 1, emoji + 2 - euro - 1), fin: false));
+        var last = WireFrameBuilder.Frame(WireFrameBuilder.Continuation, message.AsSpan(emoji + 2));
+        await client.WriteAsync(last[..3]);
+        await client.WriteAsync(last[3..]);
+
+        var echo = await client.ReadJsonAsync("the echo of a message with split sequences");
+        Assert.Equal("echo", Frame.Type(echo));
+        Assert.Equal("€😀é", echo.GetProperty("data").GetString());
+    }
+
+    [Theory]
+    [InlineData(Pipe)]
+    [InlineData(PipeOnKestrel)]
+    public async Task Text_InvalidByteInFirstFragment_Closes1007BeforeTheMessageEnds(string transport)
+    {
+        using var client = await WireConnection.OpenAsync(await servers.ForAsync(transport));
+
+        // 0xFF is never UTF-8: the connection fails at once, without waiting for the last fragment.
+        await client.WriteAsync(WireFrameBuilder.Frame(WireFrameBuilder.Text, [.. "{\"type\":"u8, 0xFF], fin: false));
+
+        await client.ExpectCloseAsync("a first fragment holding 0xFF", [InvalidPayload]);
+    }
+
+    [Theory]
+    [InlineData(Pipe)]
+    [InlineData(PipeOnKestrel)]
+    public async Task Ping_OverTheFrameBudget_NotAnsweredThen1008(string transport)
+    {
+        // A budget of 5 frames and one more per second: five pings spend it.
+        await using var server = await BrokerServer.StartAsync(BudgetOfFive(transport));
+        using var client = await WireConnection.OpenAsync(server);
+        await SpendTheBudgetAsync(client);
+
+        // Five more in one write: dropped unanswered, and the fifth in a row fails the connection.
+        await client.WriteAsync([.. Enumerable.Range(6, 5).Select(Ping)]);
+
+        await client.ExpectCloseAsync("five pings over the frame budget (no pong may come first)", [PolicyViolation]);
+    }
+
+    [Theory]
+    [InlineData(Pipe)]
+    [InlineData(PipeOnKestrel)]
+    public async Task Ping_OverTheFrameBudgetButFewInARow_DroppedAndConnectionLives(string transport)
+    {
+        await using var server = await BrokerServer.StartAsync(BudgetOfFive(transport));
+        using var client = await WireConnection.OpenAsync(server);
+        await SpendTheBudgetAsync(client);
+
+        // Two pings over the budget (fewer than 5 in a row), then a close of our own, which the
+        // server reads after them: any pong it sent would come before its answer.
+        await client.WriteAsync(Ping(6), Ping(7), WireFrameBuilder.CloseFrame(1000));
+
+        await client.ExpectCloseAsync("two pings over the budget, then our close (no pong may come first)", [1000], echo: false);
+    }
+
+    [Fact]
+    public async Task Ping_SeveralInOneWrite_LastOneAnswered()
+    {
+        using var client = await WireConnection.OpenAsync(await servers.ForAsync(Pipe));
+
+        await client.WriteAsync(Ping(1), Ping(2), Ping(3));
+
+        // RFC 6455 5.5.3: a pong may answer only the most recent of several pings.
+        var pong = await client.ReadFrameAsync("the pong to the last of three pings");
+        Assert.NotNull(pong);
+        Assert.Equal(WireFrameBuilder.Pong, pong.Opcode);
+        Assert.Equal("p3", pong.TextPayload);
+    }
+
+    private static Dictionary<string, string?> BudgetOfFive(string transport) =>
+        WireTests.Servers.Settings(transport, new()
+        {
+            ["Broker:RateLimitPerSecond"] = "1",
+            ["Broker:RateLimitBurst"] = "5",
+        });
+
+    private static byte[] Ping(int i) => WireFrameBuilder.Frame(WireFrameBuilder.Ping, Encoding.ASCII.GetBytes($"p{i}"));
+
+    /// <summary>Five pings, one at a time, each answered by its pong.</summary>
+    private static async Task SpendTheBudgetAsync(WireConnection client)
+    {
+        for (var i = 1; i <= 5; i++)
+        {
+            await client.WriteAsync(Ping(i));
+            var pong = await client.ReadFrameAsync($"the pong to ping {i}");
+            Assert.NotNull(pong);
+            Assert.Equal(WireFrameBuilder.Pong, pong.Opcode);
+            Assert.Equal($"p{i}", pong.TextPayload);
+        }
+    }
+}
