@@ -43,9 +43,10 @@ public interface IFrontendRegistryGrain : IGrainWithStringKey
 
     /// <summary>
     /// The watcher has no members left on the front-end: it need not be told any more. Without it
-    /// the registry would keep every user that ever connected through a front-end until that
-    /// front-end is lost. Only user grains unwatch: should this one-way call overtake a later
-    /// <see cref="Watch"/>, a user grain still learns of the loss when its next delivery fails.
+    /// the registry would keep every user and room that ever had a member through a front-end
+    /// until that front-end is lost, and then wake them all. Should this one-way call overtake a
+    /// later <see cref="Watch"/>, the front-end's next restatement watches again; a front-end
+    /// that dies before it is found by the grain's failing deliveries instead.
     /// </summary>
     [OneWay, Alias("Unwatch")]
     Task Unwatch(string frontendId, IFrontendWatcher watcher);
