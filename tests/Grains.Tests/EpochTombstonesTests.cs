@@ -105,6 +105,22 @@ public sealed class EpochTombstonesTests
         Assert.NotEqual(first.Epoch, next.Epoch);
     }
 
+    [Fact]
+    public async Task MemoryStoreLoad_OlderEntryLeftThenLaterActivationNumberedMessages_NewEpoch()
+    {
+        var store = new MemoryRoomStore(new EpochTombstones(TimeProvider.System));
+        var older = await store.LoadAsync("chat/a");
+        var later = await store.LoadAsync("chat/a");
+
+        // The older activation's entry arrives after the later one loaded; the later one then went at seq 3.
+        store.Unload("chat/a", older.Epoch, seq: 0);
+        store.Unload("chat/a", later.Epoch, seq: 3);
+        var next = await store.LoadAsync("chat/a");
+
+        Assert.NotEqual(older.Epoch, next.Epoch);
+        Assert.NotEqual(later.Epoch, next.Epoch);
+    }
+
     private sealed class ManualTime : TimeProvider
     {
         private long _timestamp;

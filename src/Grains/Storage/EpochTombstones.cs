@@ -130,6 +130,17 @@ public sealed class EpochTombstones
         return false;
     }
 
+    /// <summary>Drops a room's entry, if any: an activation of the room numbered a message since.</summary>
+    public void Forget(string roomKey)
+    {
+        var room = Hash(roomKey);
+        lock (_gate)
+        {
+            // Its queue entry is stale now and leaves in its turn.
+            _byRoom.Remove(room);
+        }
+    }
+
     private static UInt128 Hash(string roomKey)
     {
         Span<byte> digest = stackalloc byte[SHA256.HashSizeInBytes];

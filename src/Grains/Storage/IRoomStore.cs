@@ -81,13 +81,20 @@ public sealed class MemoryRoomStore : IRoomStore
     /// <summary>
     /// Only an epoch in which no seq was handed out is remembered: (epoch, seq 0) is then all the
     /// room was, and resuming it loses nothing. An epoch that numbered a message (even one whose
-    /// history is gone, History=0) is never resumed: its seqs would be handed out again.
+    /// history is gone, History=0) is never resumed: its seqs would be handed out again. Such an
+    /// activation also drops any entry left for the room, should an older activation's have come
+    /// in late, so that an epoch from before its messages cannot come back and claim that nothing
+    /// was missed.
     /// </summary>
     public void Unload(string roomKey, string epoch, long seq)
     {
         if (seq == 0 && epoch.Length > 0)
         {
             _tombstones.Add(roomKey, epoch);
+        }
+        else
+        {
+            _tombstones.Forget(roomKey);
         }
     }
 
