@@ -15,7 +15,9 @@ namespace Broker.Grains;
 /// Membership is not stored: a new activation asks every live front-end who its members are.
 /// A room with no members is let go: at once when it holds nothing worth keeping (no history,
 /// no remembered msgId), else once nobody has called it for the namespace's EmptyRoomTimeout
-/// (with the memory store its epoch and history go with it; the Redis store keeps them).
+/// (with the memory store its epoch and history go with it, except that a room that never had a
+/// message resumes its epoch on the same silo: <see cref="EpochTombstones"/>; the Redis store
+/// keeps them).
 /// Invariants: seq grows by one per accepted publish; Version grows by one per event of this
 /// activation; each front-end's queue receives events in Version order.
 /// </summary>
@@ -108,6 +110,21 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
                 }
             },
             cancellationToken);
+    }
+
+    /// <summary>
+    /// The store learns how far this activation got: the memory store lets a room that never
+    /// numbered a message resume its epoch in its next activation, so that clients coming back
+    /// with since=0 recover (a room holding nothing is let go at once, see <see cref="LetGoIfEmpty"/>).
+    /// </summary>
+    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        if (!_refused && _epoch.Length > 0)
+        {
+            _store.Unload(this.GetPrimaryKeyString(), _epoch, Math.Max(_seq, _committedSeq));
+        }
+
+        return Task.CompletedTask;
     }
 
     public Task<JoinResult> Join(JoinRequest request)

@@ -24,6 +24,8 @@ public static class BrokerSiloExtensions
     {
         memory ??= new SiloMemoryOptions();
         silo.Services.TryAddSingleton(TimeProvider.System);
+        // Epochs of rooms that went holding nothing, for their next activation (memory store only).
+        silo.Services.TryAddSingleton(sp => new EpochTombstones(sp.GetRequiredService<TimeProvider>()));
         silo.Services.TryAddSingleton<IRoomStore, MemoryRoomStore>();
         silo.Services.TryAddSingleton<IActivationGate>(new MemoryActivationGate(memory));
         silo.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = ResponseTimeout);

@@ -29,6 +29,12 @@ public interface IRoomStore
     /// <see cref="RoomStoreException"/> on failure.
     /// </summary>
     Task AppendAsync(string roomKey, string epoch, IReadOnlyList<StoredMessage> batch, int keep);
+
+    /// <summary>
+    /// The room's activation is going (it deactivates); <paramref name="seq"/> is the last seq it
+    /// handed out, committed or not. A store that keeps the room's state itself has nothing to do.
+    /// </summary>
+    void Unload(string roomKey, string epoch, long seq);
 }
 
 /// <summary>
@@ -54,15 +60,43 @@ public sealed class RoomStoreException : Exception
     }
 }
 
-/// <summary>No store: state lives in the activation only; a new activation is a new epoch.</summary>
+/// <summary>
+/// No store: state lives in the activation only; a new activation is a new epoch, except that a
+/// room that went at seq 0 (it never had a message, so it held nothing) takes its epoch back in
+/// its next activation on this silo (<see cref="EpochTombstones"/>).
+/// </summary>
 public sealed class MemoryRoomStore : IRoomStore
 {
+    private readonly EpochTombstones _tombstones;
+
+    public MemoryRoomStore(EpochTombstones tombstones) => _tombstones = tombstones;
+
     public bool IsDurable => false;
 
     public Task<RoomSnapshot> LoadAsync(string roomKey, CancellationToken cancellationToken = default) =>
-        Task.FromResult(new RoomSnapshot(NewEpoch(), 0, []));
+        Task.FromResult(new RoomSnapshot(_tombstones.TryTake(roomKey, out var epoch) ? epoch : NewEpoch(), 0, []));
 
     public Task AppendAsync(string roomKey, string epoch, IReadOnlyList<StoredMessage> batch, int keep) => Task.CompletedTask;
+
+    /// <summary>
+    /// Only an epoch in which no seq was handed out is remembered: (epoch, seq 0) is then all the
+    /// room was, and resuming it loses nothing. An epoch that numbered a message (even one whose
+    /// history is gone, History=0) is never resumed: its seqs would be handed out again. Such an
+    /// activation also drops any entry left for the room, should an older activation's have come
+    /// in late, so that an epoch from before its messages cannot come back and claim that nothing
+    /// was missed.
+    /// </summary>
+    public void Unload(string roomKey, string epoch, long seq)
+    {
+        if (seq == 0 && epoch.Length > 0)
+        {
+            _tombstones.Add(roomKey, epoch);
+        }
+        else
+        {
+            _tombstones.Forget(roomKey);
+        }
+    }
 
     public static string NewEpoch() => Guid.NewGuid().ToString("N")[..12];
 }

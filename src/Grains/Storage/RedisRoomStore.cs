@@ -103,6 +103,11 @@ public sealed class RedisRoomStore : IRoomStore
         }
     }
 
+    /// <summary>Redis keeps the epoch (and the rest): the next activation loads it from there.</summary>
+    public void Unload(string roomKey, string epoch, long seq)
+    {
+    }
+
     private (RedisKey Meta, RedisKey Log) Keys(string roomKey) =>
         (_options.KeyPrefix + roomKey + ":meta", _options.KeyPrefix + roomKey + ":log");
 

@@ -8,11 +8,14 @@ public abstract class GrainTestBase : IAsyncLifetime
 {
     private readonly List<RecordingFrontend> _frontends = [];
 
-    protected GrainTestBase(ClusterFixture fixture) => Fixture = fixture;
+    protected GrainTestBase(ClusterFixture fixture)
+        : this(fixture.Client)
+    {
+    }
 
-    protected ClusterFixture Fixture { get; }
+    protected GrainTestBase(IClusterClient client) => Client = client;
 
-    protected IClusterClient Client => Fixture.Client;
+    protected IClusterClient Client { get; }
 
     protected static RoomPolicy Policy(int history = 100, bool presence = true, long historyBytes = RoomPolicy.DefaultHistoryBytes, TimeSpan? emptyRoomTimeout = null) =>
         new(history, presence, historyBytes, emptyRoomTimeout);
