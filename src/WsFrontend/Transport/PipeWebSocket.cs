@@ -879,6 +879,11 @@ public sealed class PipeWebSocket : WebSocket
 
             if (error is not (SocketError.Success or SocketError.WouldBlock))
             {
+                if (BrokerSocketConnection.IsReset(error) && _failure == WebSocketFailure.None)
+                {
+                    _failure = WebSocketFailure.Reset;
+                }
+
                 throw new WebSocketException(WebSocketError.ConnectionClosedPrematurely, $"Send failed: {error}.");
             }
 
