@@ -218,7 +218,14 @@ public sealed partial class BrokerSocketTransportFactory : IConnectionListenerFa
                     {
                         using (handshake.Socket)
                         {
-                            await _transport.RunAsync(handshake.Socket!, handshake.Admitted!, handshake.Slot).ConfigureAwait(false);
+                            try
+                            {
+                                await _transport.RunAsync(handshake.Socket!, handshake.Admitted!).ConfigureAwait(false);
+                            }
+                            finally
+                            {
+                                _transport.Ended(handshake.Socket!, handshake.Slot);
+                            }
                         }
                     }
 

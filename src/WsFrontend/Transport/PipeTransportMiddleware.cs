@@ -92,22 +92,28 @@ public sealed partial class PipeTransportMiddleware
         }
 
         using var socket = handshake.Socket!;
-        await RunAsync(socket, handshake.Admitted!, handshake.Slot);
-        return true;
-    }
-
-    /// <summary>An accepted socket's life, from the welcome to its close; its slot is released at the end.</summary>
-    internal async Task RunAsync(PipeWebSocket socket, Admitted admitted, ConnectionSlot slot)
-    {
         try
         {
-            await _handler.RunAsync(socket, admitted.Namespace, admitted.Options, admitted.User, admitted.Expires, admitted.GeneratedUser);
+            await RunAsync(socket, handshake.Admitted!);
         }
         finally
         {
-            _limits.Release(slot);
-            CountFailure(socket);
+            Ended(socket, handshake.Slot);
         }
+
+        return true;
+    }
+
+    /// <summary>An accepted socket's life, from the welcome to its close. The caller calls <see cref="Ended"/> after it.</summary>
+    /// <remarks>Not async itself: an idle connection holds the caller's state machine only.</remarks>
+    internal Task RunAsync(PipeWebSocket socket, Admitted admitted) =>
+        _handler.RunAsync(socket, admitted.Namespace, admitted.Options, admitted.User, admitted.Expires, admitted.GeneratedUser);
+
+    /// <summary>After <see cref="RunAsync"/>: the socket's slot given back, and what the client did to end it counted.</summary>
+    internal void Ended(PipeWebSocket socket, in ConnectionSlot slot)
+    {
+        _limits.Release(slot);
+        CountFailure(socket);
     }
 
     /// <summary>
