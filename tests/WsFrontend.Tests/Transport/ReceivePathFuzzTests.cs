@@ -1,7 +1,7 @@
 using System.IO.Pipelines;
 using System.Net.WebSockets;
 using System.Text;
-using Broker.Frontend.Transport;
+using Broker.Transport;
 using Microsoft.AspNetCore.Connections;
 
 namespace Broker.Frontend.Tests.Transport;

@@ -1,6 +1,6 @@
 using System.Buffers;
 using System.Text;
-using Broker.Frontend.Transport;
+using Broker.Transport;
 
 namespace Broker.Frontend.Tests.Transport;
 

@@ -1,5 +1,5 @@
 using System.Text.Unicode;
-using Broker.Frontend.Transport;
+using Broker.Transport;
 
 namespace Broker.Frontend.Tests.Transport;
 

@@ -1,6 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
-using Broker.Frontend.Transport;
+using Broker.Transport;
 
 namespace Broker.Frontend.Tests.Transport;
 

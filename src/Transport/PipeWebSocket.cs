@@ -8,7 +8,7 @@ using System.Text;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Connections.Features;
 
-namespace Broker.Frontend.Transport;
+namespace Broker.Transport;
 
 /// <summary>
 /// The server side of RFC 6455 on a Kestrel connection's own pipes: no HTTP request, no
