@@ -2,7 +2,7 @@ using System.Buffers;
 using System.Net.WebSockets;
 using Broker.Frontend.Hosting;
 using Broker.Frontend.Protocol;
-using Broker.Frontend.Transport;
+using Broker.Transport;
 using Broker.Grains;
 using Broker.Grains.Models;
 using Microsoft.Extensions.Options;

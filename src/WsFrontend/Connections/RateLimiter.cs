@@ -1,7 +1,7 @@
 namespace Broker.Frontend.Connections;
 
 /// <summary>A token bucket: <c>perSecond</c> frames sustained, <c>burst</c> at once. Used by one receive loop only.</summary>
-public sealed class RateLimiter : Transport.IControlFrameBudget
+public sealed class RateLimiter : Broker.Transport.IControlFrameBudget
 {
     private readonly TimeProvider _time;
     private readonly double _perTick;

@@ -51,40 +51,36 @@ public static partial class BrokerEndpoints
             return;
         }
 
+        // One method, not two: an idle connection holds one state machine here.
         try
         {
-            await AdmitAndRunAsync(context, services, options);
+            var request = new ConnectRequest(
+                context.Request.Path.Value ?? "/",
+                context.WebSockets.IsWebSocketRequest,
+                services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping.IsCancellationRequested,
+                context.Request.Headers.Authorization.ToString(),
+                context.Request.Headers.Origin.ToString(),
+                context.Request.Query.TryGetValue("token", out var token) ? token.ToString() : null,
+                context.Request.Query["user"].ToString());
+            var (admitted, refusal) = await ConnectAdmission.AdmitAsync(request, options, services.GetRequiredService<TokenAuthenticator>());
+            if (admitted is null)
+            {
+                if (request.IsWebSocket)
+                {
+                    services.GetRequiredService<ClientEventLog>().Count(ClientEvent.HandshakeRefused);
+                }
+
+                await RefuseAsync(context, refusal.Status, refusal.Message);
+                return;
+            }
+
+            using var socket = await context.WebSockets.AcceptWebSocketAsync();
+            await services.GetRequiredService<ConnectionHandler>().RunAsync(socket, admitted.Namespace, admitted.Options, admitted.User, admitted.Expires, admitted.GeneratedUser);
         }
         finally
         {
             limits.Release(slot);
         }
-    }
-
-    private static async Task AdmitAndRunAsync(HttpContext context, IServiceProvider services, BrokerOptions options)
-    {
-        var request = new ConnectRequest(
-            context.Request.Path.Value ?? "/",
-            context.WebSockets.IsWebSocketRequest,
-            services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping.IsCancellationRequested,
-            context.Request.Headers.Authorization.ToString(),
-            context.Request.Headers.Origin.ToString(),
-            context.Request.Query.TryGetValue("token", out var token) ? token.ToString() : null,
-            context.Request.Query["user"].ToString());
-        var (admitted, refusal) = await ConnectAdmission.AdmitAsync(request, options, services.GetRequiredService<TokenAuthenticator>());
-        if (admitted is null)
-        {
-            if (request.IsWebSocket)
-            {
-                services.GetRequiredService<ClientEventLog>().Count(ClientEvent.HandshakeRefused);
-            }
-
-            await RefuseAsync(context, refusal.Status, refusal.Message);
-            return;
-        }
-
-        using var socket = await context.WebSockets.AcceptWebSocketAsync();
-        await services.GetRequiredService<ConnectionHandler>().RunAsync(socket, admitted.Namespace, admitted.Options, admitted.User, admitted.Expires, admitted.GeneratedUser);
     }
 
     /// <summary>

@@ -1,5 +1,5 @@
 using Broker.Frontend.Connections;
-using Broker.Frontend.Transport;
+using Broker.Transport;
 using Broker.Grains.Hosting;
 using Orleans.Configuration;
 using Microsoft.Extensions.Options;
@@ -56,8 +56,9 @@ public static partial class BrokerHostingExtensions
         {
             builder.WebHost.ConfigureKestrel(kestrel => kestrel.ConfigureEndpointDefaults(endpoint =>
             {
-                var transport = new PipeTransportMiddleware(endpoint.ApplicationServices);
-                endpoint.Use(next => connection => transport.OnConnectionAsync(connection, next));
+                // Resolved at the first connection, not here: the handler needs the cluster client.
+                WebSocketUpgrader? transport = null;
+                endpoint.Use(next => connection => (transport ??= endpoint.ApplicationServices.GetRequiredService<WebSocketUpgrader>()).OnConnectionAsync(connection, next));
             }));
         }
 
@@ -110,6 +111,12 @@ public static partial class BrokerHostingExtensions
         builder.Services.AddSingleton<ClientEventLog>();
         builder.Services.AddHostedService(services => services.GetRequiredService<ClientEventLog>());
         builder.Services.AddSingleton<ConnectionLimits>();
+        builder.Services.AddSingleton<IUpgradeAdmission, BrokerUpgradeAdmission>();
+        builder.Services.AddSingleton(services => new WebSocketUpgrader(
+            BrokerUpgradeAdmission.UpgradeOptions(
+                services.GetRequiredService<IOptions<BrokerOptions>>().Value,
+                services.GetRequiredService<IOptions<Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions>>().Value.Limits),
+            services.GetRequiredService<IUpgradeAdmission>()));
         builder.Services.AddHostedService<FrontendHeartbeat>();
         builder.Services.AddHostedService<ConnectionDrainService>();
         builder.Services.AddHostedService<StartupLog>();

@@ -62,12 +62,14 @@ public sealed partial class ClientEventLog : IHostedService, IDisposable
     private readonly TimeProvider _time;
     private readonly ILogger<ClientEventLog> _logger;
     private ITimer? _timer;
+    private long _lastLine;
 
     public ClientEventLog(IOptions<BrokerOptions> options, TimeProvider time, ILogger<ClientEventLog> logger)
     {
         _interval = options.Value.ClientEventLogInterval;
         _time = time;
         _logger = logger;
+        _lastLine = time.GetTimestamp();
     }
 
     /// <summary>One more event of this kind.</summary>
@@ -109,9 +111,11 @@ public sealed partial class ClientEventLog : IHostedService, IDisposable
             }
         }
 
+        var now = _time.GetTimestamp();
+        var seconds = Math.Round(_time.GetElapsedTime(Interlocked.Exchange(ref _lastLine, now), now).TotalSeconds);
         if (line is not null)
         {
-            LogEvents(_logger, _interval.TotalSeconds, line.ToString());
+            LogEvents(_logger, seconds, line.ToString());
         }
     }
 

@@ -8,7 +8,11 @@ public readonly record struct ConnectRequest(string Path, bool IsWebSocket, bool
 
 /// <summary>A connect request let in: its namespace and identity.</summary>
 /// <param name="GeneratedUser">The user id was made up here (an anonymous connection without ?user=): no other connection has it.</param>
-public sealed record Admitted(string Namespace, NamespaceOptions Options, string User, DateTimeOffset? Expires, bool GeneratedUser = false);
+public sealed record Admitted(string Namespace, NamespaceOptions Options, string User, DateTimeOffset? Expires, bool GeneratedUser = false)
+{
+    /// <summary>The connection's place under the caps (<see cref="ConnectionLimits"/>), given back when it ends.</summary>
+    public ConnectionSlot Slot { get; init; }
+}
 
 /// <summary>A connect request refused, with the HTTP status and one-line body it is answered with.</summary>
 public readonly record struct Refusal(int Status, string Message);

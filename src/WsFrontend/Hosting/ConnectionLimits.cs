@@ -180,24 +180,6 @@ public sealed class ConnectionLimits
         }
     }
 
-    /// <summary>The HTTP/1.1 bytes of a refusal, for transports that answer without Kestrel: the status, Retry-After on 503, the message, and Connection: close.</summary>
-    public static byte[] RefusalResponse(in Refusal refusal)
-    {
-        var body = refusal.Message + "\n";
-        var reason = refusal.Status switch
-        {
-            StatusCodes.Status503ServiceUnavailable => "Service Unavailable",
-            StatusCodes.Status400BadRequest => "Bad Request",
-            _ => "Refused",
-        };
-        var retry = refusal.Status == StatusCodes.Status503ServiceUnavailable
-            ? "Retry-After: " + RetryAfterSeconds.ToString(CultureInfo.InvariantCulture) + "\r\n"
-            : string.Empty;
-        return System.Text.Encoding.UTF8.GetBytes(
-            $"HTTP/1.1 {refusal.Status.ToString(CultureInfo.InvariantCulture)} {reason}\r\n{retry}Content-Type: text/plain; charset=utf-8\r\n" +
-            $"Content-Length: {System.Text.Encoding.UTF8.GetByteCount(body).ToString(CultureInfo.InvariantCulture)}\r\nConnection: close\r\n\r\n{body}");
-    }
-
     /// <summary>An IPv4 address (IPv4-mapped IPv6 included) as itself; an IPv6 address as its /64.</summary>
     internal static UInt128 KeyOf(IPAddress address)
     {

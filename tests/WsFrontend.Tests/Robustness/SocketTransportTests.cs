@@ -1,6 +1,6 @@
 using System.Text;
 using Broker.Frontend.Tests.Infrastructure;
-using Broker.Frontend.Transport;
+using Broker.Transport;
 using Microsoft.AspNetCore.Connections;
 
 namespace Broker.Frontend.Tests.Robustness;

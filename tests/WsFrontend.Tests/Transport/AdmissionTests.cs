@@ -3,7 +3,7 @@ using System.Net;
 using Broker.Frontend.Hosting;
 using Broker.Frontend.Tests.Infrastructure;
 using Broker.Frontend.Tests.Robustness;
-using Broker.Frontend.Transport;
+using Broker.Transport;
 using Microsoft.AspNetCore.Connections;
 
 namespace Broker.Frontend.Tests.Transport;

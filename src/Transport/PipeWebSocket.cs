@@ -8,7 +8,7 @@ using System.Text;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Connections.Features;
 
-namespace Broker.Frontend.Transport;
+namespace Broker.Transport;
 
 /// <summary>
 /// The server side of RFC 6455 on a Kestrel connection's own pipes: no HTTP request, no
@@ -879,6 +879,11 @@ public sealed class PipeWebSocket : WebSocket
 
             if (error is not (SocketError.Success or SocketError.WouldBlock))
             {
+                if (BrokerSocketConnection.IsReset(error) && _failure == WebSocketFailure.None)
+                {
+                    _failure = WebSocketFailure.Reset;
+                }
+
                 throw new WebSocketException(WebSocketError.ConnectionClosedPrematurely, $"Send failed: {error}.");
             }
 

@@ -1,4 +1,4 @@
-namespace Broker.Frontend.Transport;
+namespace Broker.Transport;
 
 /// <summary>
 /// What a connection's control frames (pings, pongs) spend: the same budget as its data frames,

@@ -1,22 +1,23 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Threading.Channels;
-using Broker.Frontend.Hosting;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
-namespace Broker.Frontend.Transport;
+namespace Broker.Transport;
 
 /// <summary>
-/// Kestrel's transport for TCP endpoints when the broker speaks WebSocket itself
-/// (<c>Broker:SocketTransport=Broker</c>, the default). Every accepted socket becomes a
-/// <see cref="BrokerSocketConnection"/>; its first request is read by
-/// <see cref="PipeTransportMiddleware"/>, and an upgrade that is admitted runs on a
-/// <see cref="PipeWebSocket"/> here, without Kestrel ever seeing the connection. Everything
-/// else — other paths, refusals, TLS, anything unusual — is handed to Kestrel with nothing
-/// consumed, and served by the HTTP server as before. Endpoints that are not IP (Unix sockets,
+/// Kestrel's transport for TCP endpoints when the application speaks WebSocket itself. Every
+/// accepted socket becomes a <see cref="BrokerSocketConnection"/>; its first request is read by
+/// the <see cref="WebSocketUpgrader"/> registered in the services, and an upgrade that is
+/// admitted runs on a <see cref="PipeWebSocket"/> here, without Kestrel ever seeing the
+/// connection. Everything else — other paths, what the application leaves to the HTTP server,
+/// TLS, anything unusual — is handed to Kestrel with nothing consumed, and served by the HTTP
+/// server as before. Endpoints that are not IP (Unix sockets,
 /// inherited handles) stay with Kestrel's own socket transport.
 /// Kestrel's Limits:MaxConcurrentConnections is honoured here, where Kestrel cannot see the
 /// connections it never gets: every TCP connection the listener holds counts (handshakes,
@@ -29,8 +30,7 @@ public sealed partial class BrokerSocketTransportFactory : IConnectionListenerFa
     private readonly IServiceProvider _services;
     private readonly SocketTransportOptions _options;
     private readonly long? _maxConnections;
-    private PipeTransportMiddleware? _transport;
-    private ClientEventLog? _events;
+    private WebSocketUpgrader? _transport;
     private readonly ILogger<BrokerSocketTransportFactory> _logger;
     private int _open;
 
@@ -50,8 +50,7 @@ public sealed partial class BrokerSocketTransportFactory : IConnectionListenerFa
     public ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
     {
         // Made when the server binds, not with the server: the handler needs the cluster client.
-        var transport = _transport ??= new PipeTransportMiddleware(_services);
-        _events ??= _services.GetRequiredService<ClientEventLog>();
+        var transport = _transport ??= _services.GetRequiredService<WebSocketUpgrader>();
         Socket socket;
         try
         {
@@ -89,19 +88,22 @@ public sealed partial class BrokerSocketTransportFactory : IConnectionListenerFa
 
     void IBrokerSocketOwner.OnClosed(BrokerSocketConnection connection) => Interlocked.Decrement(ref _open);
 
-    private static readonly byte[] ServerFull = ConnectionLimits.RefusalResponse(new Refusal(
-        StatusCodes.Status503ServiceUnavailable, "This node holds its maximum of connections; try again later or connect to another node."));
+    private static readonly byte[] ServerFull = WebSocketUpgrader.Response(
+        503, "This server holds its maximum of connections; try again later or connect to another one.", RetryAfterSeconds);
+
+    /// <summary>Retry-After of the 503 past MaxConcurrentConnections.</summary>
+    public const int RetryAfterSeconds = 5;
 
     private sealed class Listener : IConnectionListener
     {
         private readonly BrokerSocketTransportFactory _factory;
-        private readonly PipeTransportMiddleware _transport;
+        private readonly WebSocketUpgrader _transport;
         private readonly ILogger _logger;
         private readonly bool _noDelay;
         private readonly Socket _socket;
         private readonly Channel<ConnectionContext> _forKestrel = Channel.CreateUnbounded<ConnectionContext>(new UnboundedChannelOptions { SingleReader = true });
 
-        public Listener(BrokerSocketTransportFactory factory, PipeTransportMiddleware transport, Socket socket)
+        public Listener(BrokerSocketTransportFactory factory, WebSocketUpgrader transport, Socket socket)
         {
             _factory = factory;
             _transport = transport;
@@ -190,9 +192,9 @@ public sealed partial class BrokerSocketTransportFactory : IConnectionListenerFa
         /// <summary>Past Kestrel's MaxConcurrentConnections: 503 without reading the request (a non-blocking send: it fits an empty socket buffer), then closed.</summary>
         private void Refuse(Socket accepted)
         {
-            _factory._events!.Count(ClientEvent.RefusedServerConnectionLimit);
             try
             {
+                _transport.RefusedAtAccept((accepted.RemoteEndPoint as IPEndPoint)?.Address);
                 accepted.Blocking = false;
                 accepted.Send(ServerFull, SocketFlags.None, out _);
                 accepted.Shutdown(SocketShutdown.Send);
@@ -212,13 +214,20 @@ public sealed partial class BrokerSocketTransportFactory : IConnectionListenerFa
             try
             {
                 var handshake = await _transport.AcceptAsync(connection).ConfigureAwait(false);
-                if (handshake.Outcome != PipeTransportMiddleware.Outcome.NotOurs)
+                if (handshake.Outcome != HandshakeOutcome.NotOurs)
                 {
-                    if (handshake.Outcome == PipeTransportMiddleware.Outcome.Accepted)
+                    if (handshake.Outcome == HandshakeOutcome.Accepted)
                     {
                         using (handshake.Socket)
                         {
-                            await _transport.RunAsync(handshake.Socket!, handshake.Admitted!, handshake.Slot).ConfigureAwait(false);
+                            try
+                            {
+                                await _transport.RunAsync(handshake).ConfigureAwait(false);
+                            }
+                            finally
+                            {
+                                _transport.Ended(handshake);
+                            }
                         }
                     }
 

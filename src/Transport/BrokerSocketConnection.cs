@@ -5,7 +5,7 @@ using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Http.Features;
 
-namespace Broker.Frontend.Transport;
+namespace Broker.Transport;
 
 /// <summary>
 /// One accepted TCP connection of <see cref="BrokerSocketTransportFactory"/>: the socket with a

@@ -2,7 +2,7 @@ using System.Buffers;
 using System.Text;
 using System.Text.Unicode;
 
-namespace Broker.Frontend.Transport;
+namespace Broker.Transport;
 
 /// <summary>
 /// Checks a text message's UTF-8 as its payload arrives, piece by piece (RFC 6455 §8.1: a text

@@ -2,7 +2,7 @@ using System.Buffers;
 using System.Security.Cryptography;
 using System.Text;
 
-namespace Broker.Frontend.Transport;
+namespace Broker.Transport;
 
 /// <summary>
 /// An HTTP/1.1 WebSocket upgrade request read off a raw connection, taken only when it is plain:

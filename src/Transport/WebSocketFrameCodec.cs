@@ -2,7 +2,7 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 
-namespace Broker.Frontend.Transport;
+namespace Broker.Transport;
 
 /// <summary>RFC 6455 opcodes (§5.2); the others are reserved.</summary>
 public enum WebSocketOpcode : byte
