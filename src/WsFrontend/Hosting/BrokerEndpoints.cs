@@ -1,4 +1,6 @@
 using System.Net.WebSockets;
+using Broker.Transport;
+using Microsoft.AspNetCore.Http.Features;
 using Broker.Frontend.Connections;
 using Microsoft.Extensions.Options;
 
@@ -74,8 +76,25 @@ public static partial class BrokerEndpoints
                 return;
             }
 
-            using var socket = await context.WebSockets.AcceptWebSocketAsync();
-            await services.GetRequiredService<ConnectionHandler>().RunAsync(socket, admitted.Namespace, admitted.Options, admitted.User, admitted.Expires, admitted.GeneratedUser);
+            var upgrade = context.Features.Get<IHttpUpgradeFeature>();
+            if (options.WebSocketTransport != WebSocketTransport.Pipe || upgrade is not { IsUpgradableRequest: true })
+            {
+                using var socket = await context.WebSockets.AcceptWebSocketAsync();
+                await services.GetRequiredService<ConnectionHandler>().RunAsync(socket, admitted.Namespace, admitted.Options, admitted.User, admitted.Expires, admitted.GeneratedUser);
+                return;
+            }
+
+            // With the pipe transport, a request it left to the HTTP server (an unusual but valid
+            // upgrade) still runs on a PipeWebSocket: the same frame rules, UTF-8 checks and
+            // control-frame budget, so that no request shape reaches a laxer WebSocket.
+            context.Response.Headers.Connection = "Upgrade";
+            context.Response.Headers.Upgrade = "websocket";
+            context.Response.Headers.SecWebSocketAccept = UpgradeRequest.AcceptKeyFor(context.Request.Headers.SecWebSocketKey.ToString());
+            var stream = await upgrade.UpgradeAsync();
+            await using var connection = new UpgradedStreamConnection(stream, context.Connection.Id, context.Abort);
+            using var pipeSocket = new PipeWebSocket(connection, options.MaxFrameBytes, options.KeepAliveInterval, options.KeepAliveTimeout);
+            await services.GetRequiredService<ConnectionHandler>().RunAsync(pipeSocket, admitted.Namespace, admitted.Options, admitted.User, admitted.Expires, admitted.GeneratedUser);
+            services.GetRequiredService<ClientEventLog>().Count(pipeSocket.Failure);
         }
         finally
         {
