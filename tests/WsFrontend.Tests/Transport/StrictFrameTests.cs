@@ -141,6 +141,29 @@ public sealed class StrictFrameTests(WireTests.Servers servers) : IClassFixture<
             "the flood to be counted");
     }
 
+    [Theory]
+    [InlineData(Pipe, WireFrameBuilder.Text)]
+    [InlineData(Pipe, WireFrameBuilder.Ping)]
+    [InlineData(AspNetCore, WireFrameBuilder.Text)]
+    public async Task Echo_FramesOverTheFrameBudget_DroppedThen1008(string transport, int opcode)
+    {
+        await using var server = await BrokerServer.StartAsync(BudgetOfFive(transport));
+        using var client = await WireConnection.ConnectAsync(server);
+        await client.WriteAsync(WireConnection.UpgradeRequest(server, "/echo", WireConnection.NewKey()));
+        Assert.Equal(101, (await client.ReadHttpResponseAsync("the /echo handshake")).Status);
+        for (var i = 1; i <= 5; i++)
+        {
+            await client.WriteAsync(WireFrameBuilder.Frame(opcode, Encoding.ASCII.GetBytes($"e{i}")));
+            var answer = await client.ReadFrameAsync($"the answer to frame {i}");
+            Assert.NotNull(answer);
+            Assert.Equal(opcode == WireFrameBuilder.Ping ? $"e{i}" : $"Server received: e{i}", answer.TextPayload);
+        }
+
+        await client.WriteAsync([.. Enumerable.Range(6, 5).Select(i => WireFrameBuilder.Frame(opcode, Encoding.ASCII.GetBytes($"e{i}")))]);
+
+        await client.ExpectCloseAsync("five echo frames over the frame budget (no answer may come first)", [PolicyViolation]);
+    }
+
     [Fact]
     public async Task Ping_SeveralInOneWrite_LastOneAnswered()
     {
