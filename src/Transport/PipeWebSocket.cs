@@ -105,8 +105,9 @@ public sealed class PipeWebSocket : WebSocket
     /// <summary>
     /// Makes every ping and pong the client sends spend one unit of <paramref name="budget"/>
     /// (the budget its data frames spend too). A ping that finds the budget empty is dropped
-    /// unanswered — no pong written, nothing allocated — and a pong is not counted as an
-    /// answer; <paramref name="maxDroppedInARow"/> control frames dropped with none taken in
+    /// unanswered — no pong written, nothing allocated; a pong over it still answers the
+    /// keep-alive (a busy client at its rate limit is not taken for a dead one) but counts as
+    /// dropped. <paramref name="maxDroppedInARow"/> control frames dropped with none taken in
     /// between fail the connection with 1008 (a flood that costs the node CPU for nothing).
     /// Called by the receiving side, before its first receive.
     /// </summary>
@@ -546,6 +547,11 @@ public sealed class PipeWebSocket : WebSocket
     /// <summary>Spends the budget on a ping or pong and answers a ping (unless <paramref name="pingFollows"/>); the pong's write is the result (synchronous when the socket takes it).</summary>
     private ValueTask OnPingOrPong(FrameHeader header, ReadOnlySequence<byte> maskedPayload, bool pingFollows, CancellationToken cancellationToken)
     {
+        if (header.Opcode == WebSocketOpcode.Pong)
+        {
+            Volatile.Write(ref _pongSeenAt, Environment.TickCount64);
+        }
+
         if (_controlBudget is { } budget)
         {
             if (!budget.TryTake())
@@ -554,7 +560,7 @@ public sealed class PipeWebSocket : WebSocket
                 {
                     throw new ProtocolViolationException(
                         WebSocketCloseStatus.PolicyViolation,
-                        $"Too many pings: {_controlDropped} in a row over the frame rate limit.");
+                        $"Too many control frames: {_controlDropped} in a row over the frame rate limit.");
                 }
 
                 return ValueTask.CompletedTask;
@@ -565,7 +571,6 @@ public sealed class PipeWebSocket : WebSocket
 
         if (header.Opcode == WebSocketOpcode.Pong)
         {
-            Volatile.Write(ref _pongSeenAt, Environment.TickCount64);
             return ValueTask.CompletedTask;
         }
 

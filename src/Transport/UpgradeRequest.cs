@@ -43,10 +43,18 @@ public sealed class UpgradeRequest
     public string Key { get; }
 
     /// <summary>The Sec-WebSocket-Accept value answering this request's key (RFC 6455 §4.2.2).</summary>
-    public string AcceptKey()
+    public string AcceptKey() => AcceptKeyFor(Key);
+
+    /// <summary>The Sec-WebSocket-Accept value answering a valid Sec-WebSocket-Key (24 characters of base64).</summary>
+    public static string AcceptKeyFor(string key)
     {
+        if (!IsValidKey(key))
+        {
+            throw new ArgumentException("Not a valid Sec-WebSocket-Key.", nameof(key));
+        }
+
         Span<byte> input = stackalloc byte[60];
-        var length = Encoding.ASCII.GetBytes(Key, input);
+        var length = Encoding.ASCII.GetBytes(key, input);
         length += Encoding.ASCII.GetBytes("258EAFA5-E914-47DA-95CA-C5AB0DC85B11", input[length..]);
         Span<byte> hash = stackalloc byte[20];
         SHA1.HashData(input[..length], hash);

@@ -1,4 +1,6 @@
 using System.Net.WebSockets;
+using Broker.Transport;
+using Microsoft.AspNetCore.Http.Features;
 using Broker.Frontend.Connections;
 using Microsoft.Extensions.Options;
 
@@ -74,12 +76,52 @@ public static partial class BrokerEndpoints
                 return;
             }
 
-            using var socket = await context.WebSockets.AcceptWebSocketAsync();
-            await services.GetRequiredService<ConnectionHandler>().RunAsync(socket, admitted.Namespace, admitted.Options, admitted.User, admitted.Expires, admitted.GeneratedUser);
+            var (socket, connection) = await AcceptAsync(context, options);
+            await using (connection)
+            {
+                using (socket)
+                {
+                    await services.GetRequiredService<ConnectionHandler>().RunAsync(socket, admitted.Namespace, admitted.Options, admitted.User, admitted.Expires, admitted.GeneratedUser);
+                }
+            }
+
+            CountFailure(context, socket);
         }
         finally
         {
             limits.Release(slot);
+        }
+    }
+
+    /// <summary>
+    /// Accepts a WebSocket request that reached the HTTP server. With the pipe transport, one it
+    /// left to the HTTP server (an unusual but valid upgrade) still runs on a PipeWebSocket, on
+    /// the stream Kestrel upgraded: the same frame rules, UTF-8 check and control-frame budget,
+    /// so that no request shape reaches a laxer WebSocket. Else (the AspNetCore transport, or
+    /// an HTTP/2 WebSocket) ASP.NET Core's own.
+    /// </summary>
+    private static async Task<(WebSocket Socket, UpgradedStreamConnection? Connection)> AcceptAsync(HttpContext context, BrokerOptions options)
+    {
+        var upgrade = context.Features.Get<IHttpUpgradeFeature>();
+        if (options.WebSocketTransport != WebSocketTransport.Pipe || upgrade is not { IsUpgradableRequest: true })
+        {
+            return (await context.WebSockets.AcceptWebSocketAsync(), null);
+        }
+
+        context.Response.Headers.Connection = "Upgrade";
+        context.Response.Headers.Upgrade = "websocket";
+        context.Response.Headers.SecWebSocketAccept = UpgradeRequest.AcceptKeyFor(context.Request.Headers.SecWebSocketKey.ToString());
+        var stream = await upgrade.UpgradeAsync();
+        var connection = new UpgradedStreamConnection(stream, context.Connection.Id, context.Abort);
+        return (new PipeWebSocket(connection, options.MaxFrameBytes, options.KeepAliveInterval, options.KeepAliveTimeout), connection);
+    }
+
+    /// <summary>Counts how the client broke off a pipe socket, if it did.</summary>
+    private static void CountFailure(HttpContext context, WebSocket socket)
+    {
+        if (socket is PipeWebSocket { Failure: not WebSocketFailure.None } pipe)
+        {
+            context.RequestServices.GetRequiredService<ClientEventLog>().Count(pipe.Failure);
         }
     }
 
@@ -151,7 +193,33 @@ public static partial class BrokerEndpoints
 
     private static async Task EchoLoopAsync(HttpContext context, BrokerOptions options)
     {
-        using var socket = await context.WebSockets.AcceptWebSocketAsync();
+        var (socket, connection) = await AcceptAsync(context, options);
+        await using (connection)
+        {
+            using (socket)
+            {
+                await EchoFramesAsync(context, socket, options);
+            }
+        }
+
+        CountFailure(context, socket);
+    }
+
+    /// <summary>
+    /// The echo loop, on the connection's frame budget (RateLimitPerSecond, RateLimitBurst): a
+    /// frame over it is dropped unanswered, pings included on a pipe socket, and a burst's
+    /// worth dropped in a row closes the socket with 1008 — an echo flood costs the node no
+    /// more than a frame flood anywhere else.
+    /// </summary>
+    private static async Task EchoFramesAsync(HttpContext context, WebSocket socket, BrokerOptions options)
+    {
+        var limiter = new RateLimiter(context.RequestServices.GetRequiredService<TimeProvider>(), options.RateLimitPerSecond, options.RateLimitBurst);
+        if (socket is PipeWebSocket pipe && limiter.Enabled)
+        {
+            pipe.LimitControlFrames(limiter, Math.Max(1, options.RateLimitBurst));
+        }
+
+        var dropped = 0;
         var stopping = context.RequestServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
         using var onStopping = stopping.Register(() => _ = CloseQuietlyAsync(socket, (WebSocketCloseStatus)1012, "Server shutting down; reconnect to any node."));
         var buffer = new byte[4096];
@@ -184,6 +252,18 @@ public static partial class BrokerEndpoints
                 }
                 while (!result.EndOfMessage);
 
+                if (!limiter.TryTake())
+                {
+                    if (++dropped >= Math.Max(1, options.RateLimitBurst))
+                    {
+                        await socket.CloseOutputAsync(WebSocketCloseStatus.PolicyViolation, "Too many frames: over the rate limit for a burst's worth in a row.", CancellationToken.None);
+                        return;
+                    }
+
+                    continue;
+                }
+
+                dropped = 0;
                 var text = message.GetBuffer().AsMemory(0, (int)message.Length);
                 if (text.Span.SequenceEqual("ping"u8))
                 {

@@ -97,18 +97,9 @@ public sealed partial class BrokerUpgradeAdmission : IUpgradeAdmission
     public void Ended(PipeWebSocket socket, object state)
     {
         _limits.Release(((Admitted)state).Slot);
-        var kind = socket.Failure switch
+        if (socket.Failure != WebSocketFailure.None)
         {
-            WebSocketFailure.ProtocolError => ClientEvent.ProtocolViolation,
-            WebSocketFailure.InvalidUtf8 => ClientEvent.InvalidUtf8,
-            WebSocketFailure.ControlFrameFlood => ClientEvent.ControlFrameFlood,
-            WebSocketFailure.MessageTooBig => ClientEvent.MessageTooBig,
-            WebSocketFailure.Reset => ClientEvent.Reset,
-            _ => (ClientEvent?)null,
-        };
-        if (kind is { } counted)
-        {
-            _events.Count(counted);
+            _events.Count(socket.Failure);
             LogClientFailure(_logger, socket.Failure);
         }
     }

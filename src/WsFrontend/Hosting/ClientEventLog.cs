@@ -1,4 +1,5 @@
 using System.Text;
+using Broker.Transport;
 using Microsoft.Extensions.Options;
 
 namespace Broker.Frontend.Hosting;
@@ -77,6 +78,24 @@ public sealed partial class ClientEventLog : IHostedService, IDisposable
     {
         Interlocked.Increment(ref _sinceLastLine[(int)kind]);
         Interlocked.Increment(ref _totals[(int)kind]);
+    }
+
+    /// <summary>Counts how a client broke off a socket, if it did (a protocol violation, bad UTF-8, a ping flood, a message too big, a reset).</summary>
+    public void Count(WebSocketFailure failure)
+    {
+        ClientEvent? kind = failure switch
+        {
+            WebSocketFailure.ProtocolError => ClientEvent.ProtocolViolation,
+            WebSocketFailure.InvalidUtf8 => ClientEvent.InvalidUtf8,
+            WebSocketFailure.ControlFrameFlood => ClientEvent.ControlFrameFlood,
+            WebSocketFailure.MessageTooBig => ClientEvent.MessageTooBig,
+            WebSocketFailure.Reset => ClientEvent.Reset,
+            _ => null,
+        };
+        if (kind is { } counted)
+        {
+            Count(counted);
+        }
     }
 
     /// <summary>Events of this kind since start (for tests and diagnostics).</summary>

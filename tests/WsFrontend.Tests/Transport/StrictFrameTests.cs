@@ -116,6 +116,55 @@ public sealed class StrictFrameTests(WireTests.Servers servers) : IClassFixture<
     }
 
     [Fact]
+    public async Task Ping_OverTheFrameBudgetOnAnUpgradeLeftToKestrel_Still1008()
+    {
+        await using var server = await BrokerServer.StartAsync(BudgetOfFive(Pipe));
+        using var client = await WireConnection.ConnectAsync(server);
+
+        // A bare LF makes the broker's parser leave the upgrade to Kestrel (it answers 101
+        // itself); the socket must still be one with the frame budget, not a laxer one.
+        await client.WriteAsync(
+            $"GET /chat?user=lf HTTP/1.1\r\nHost: 127.0.0.1:{server.HttpBase.Port}\r\nX-Pad: a\nUpgrade: websocket\r\n" +
+            $"Connection: Upgrade\r\nSec-WebSocket-Key: {WireConnection.NewKey()}\r\nSec-WebSocket-Version: 13\r\n\r\n");
+        var response = await client.ReadHttpResponseAsync("the answer to an upgrade with a bare LF");
+        Assert.Equal(101, response.Status);
+        Assert.Equal("Kestrel", response.Header("Server"));
+        Assert.Equal("welcome", Frame.Type(await client.ReadJsonAsync("the welcome frame")));
+        await SpendTheBudgetAsync(client);
+
+        await client.WriteAsync([.. Enumerable.Range(6, 5).Select(Ping)]);
+
+        await client.ExpectCloseAsync("five pings over the frame budget on Kestrel's upgrade", [PolicyViolation]);
+        await Eventually.WaitUntilAsync(
+            () => server.Services.GetRequiredService<Broker.Frontend.Hosting.ClientEventLog>().Total(Broker.Frontend.Hosting.ClientEvent.ControlFrameFlood) == 1,
+            TimeSpan.FromSeconds(10),
+            "the flood to be counted");
+    }
+
+    [Theory]
+    [InlineData(Pipe, WireFrameBuilder.Text)]
+    [InlineData(Pipe, WireFrameBuilder.Ping)]
+    [InlineData(AspNetCore, WireFrameBuilder.Text)]
+    public async Task Echo_FramesOverTheFrameBudget_DroppedThen1008(string transport, int opcode)
+    {
+        await using var server = await BrokerServer.StartAsync(BudgetOfFive(transport));
+        using var client = await WireConnection.ConnectAsync(server);
+        await client.WriteAsync(WireConnection.UpgradeRequest(server, "/echo", WireConnection.NewKey()));
+        Assert.Equal(101, (await client.ReadHttpResponseAsync("the /echo handshake")).Status);
+        for (var i = 1; i <= 5; i++)
+        {
+            await client.WriteAsync(WireFrameBuilder.Frame(opcode, Encoding.ASCII.GetBytes($"e{i}")));
+            var answer = await client.ReadFrameAsync($"the answer to frame {i}");
+            Assert.NotNull(answer);
+            Assert.Equal(opcode == WireFrameBuilder.Ping ? $"e{i}" : $"Server received: e{i}", answer.TextPayload);
+        }
+
+        await client.WriteAsync([.. Enumerable.Range(6, 5).Select(i => WireFrameBuilder.Frame(opcode, Encoding.ASCII.GetBytes($"e{i}")))]);
+
+        await client.ExpectCloseAsync("five echo frames over the frame budget (no answer may come first)", [PolicyViolation]);
+    }
+
+    [Fact]
     public async Task Ping_SeveralInOneWrite_LastOneAnswered()
     {
         using var client = await WireConnection.OpenAsync(await servers.ForAsync(Pipe));
