@@ -499,21 +499,14 @@ public sealed class PipeWebSocket : WebSocket
         }
 
         // A ping or pong (at most 125 bytes) is used where it lies in the input buffer: a flood
-        // of them allocates nothing, and one over the budget costs only its parsing. A ping
-        // followed by another one already received is not answered: the later one's pong
-        // answers both (RFC 6455 5.5.3), so a burst of pings read at once costs one write.
+        // of them allocates nothing, and one over the budget costs only its parsing. Every ping
+        // within the budget gets its own pong with its own payload (what Autobahn's 2.10 checks;
+        // RFC 6455 5.5.3 would allow answering only the latest): a flood is the budget's to stop.
         var length = (int)header.Length;
         ValueTask answer;
         if (length == 0)
         {
-            var pingFollows = false;
-            if (_input.TryRead(out var peek))
-            {
-                pingFollows = StartsWithPing(peek.Buffer);
-                _input.AdvanceTo(peek.Buffer.Start);
-            }
-
-            answer = OnPingOrPong(header, ReadOnlySequence<byte>.Empty, pingFollows, cancellationToken);
+            answer = OnPingOrPong(header, ReadOnlySequence<byte>.Empty, cancellationToken);
         }
         else
         {
@@ -528,7 +521,7 @@ public sealed class PipeWebSocket : WebSocket
             var payload = buffer.Slice(0, length);
             try
             {
-                answer = OnPingOrPong(header, payload, StartsWithPing(buffer.Slice(length)), cancellationToken);
+                answer = OnPingOrPong(header, payload, cancellationToken);
             }
             finally
             {
@@ -540,12 +533,8 @@ public sealed class PipeWebSocket : WebSocket
         return null;
     }
 
-    /// <summary>Whether the bytes start with a whole-frame ping header's first byte (FIN, no reserved bits, opcode 9).</summary>
-    private static bool StartsWithPing(ReadOnlySequence<byte> bytes) =>
-        !bytes.IsEmpty && bytes.FirstSpan[0] == (0x80 | (byte)WebSocketOpcode.Ping);
-
-    /// <summary>Spends the budget on a ping or pong and answers a ping (unless <paramref name="pingFollows"/>); the pong's write is the result (synchronous when the socket takes it).</summary>
-    private ValueTask OnPingOrPong(FrameHeader header, ReadOnlySequence<byte> maskedPayload, bool pingFollows, CancellationToken cancellationToken)
+    /// <summary>Spends the budget on a ping or pong and answers a ping; the pong's write is the result (synchronous when the socket takes it).</summary>
+    private ValueTask OnPingOrPong(FrameHeader header, ReadOnlySequence<byte> maskedPayload, CancellationToken cancellationToken)
     {
         if (header.Opcode == WebSocketOpcode.Pong)
         {
@@ -574,9 +563,9 @@ public sealed class PipeWebSocket : WebSocket
             return ValueTask.CompletedTask;
         }
 
-        if (pingFollows || _state is not (WebSocketState.Open or WebSocketState.CloseReceived))
+        if (_state is not (WebSocketState.Open or WebSocketState.CloseReceived))
         {
-            // The next ping's pong answers this one too; or our close is out, and nothing more is sent.
+            // Our close is out: nothing more is sent.
             return ValueTask.CompletedTask;
         }
 

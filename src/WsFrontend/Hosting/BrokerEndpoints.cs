@@ -274,7 +274,10 @@ public static partial class BrokerEndpoints
                     var reply = new byte[ServerReceived.Length + text.Length];
                     ServerReceived.CopyTo(reply, 0);
                     text.Span.CopyTo(reply.AsSpan(ServerReceived.Length));
-                    await socket.SendAsync(reply, WebSocketMessageType.Text, true, CancellationToken.None);
+
+                    // A binary message is answered in a binary one: its bytes need not be UTF-8,
+                    // and a text frame that is not UTF-8 would break the client (RFC 6455 §8.1).
+                    await socket.SendAsync(reply, result.MessageType, true, CancellationToken.None);
                 }
             }
         }

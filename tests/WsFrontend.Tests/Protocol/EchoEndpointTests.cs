@@ -55,6 +55,24 @@ public sealed class EchoEndpointTests(BrokerFixture fixture)
     }
 
     [Fact]
+    public async Task EchoEndpoint_BinaryMessageNotUtf8_AnsweredInABinaryMessage()
+    {
+        using var socket = new System.Net.WebSockets.ClientWebSocket();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        await socket.ConnectAsync(fixture.Server.Ws("/echo"), timeout.Token);
+        byte[] payload = [0xFE, 0xFE, 0x00, 0xFF];
+
+        await socket.SendAsync(payload, System.Net.WebSockets.WebSocketMessageType.Binary, endOfMessage: true, timeout.Token);
+        var buffer = new byte[256];
+        var result = await socket.ReceiveAsync(buffer, timeout.Token);
+
+        // Echoed as text, these bytes would be invalid UTF-8 and the client would have to fail the connection.
+        Assert.Equal(System.Net.WebSockets.WebSocketMessageType.Binary, result.MessageType);
+        Assert.True(result.EndOfMessage);
+        Assert.Equal([.. "Server received: "u8.ToArray(), .. payload], buffer[..result.Count]);
+    }
+
+    [Fact]
     public async Task EchoEndpoint_HandshakeWithQuery_Accepted()
     {
         var status = await Wire.HandshakeStatusAsync(fixture.Server.Ws("/echo?user=alice"));
