@@ -101,6 +101,12 @@ public sealed class ClientConnection
         }
     }
 
+    /// <summary>The outbox's frame budget (Broker:OutboxFrames).</summary>
+    public int MaxQueuedFrames => _outboxFrames;
+
+    /// <summary>The outbox's byte budget (Broker:OutboxBytes).</summary>
+    public long MaxQueuedBytes => _outboxBytes;
+
     /// <summary>Bytes of the frames queued and not yet handed to the socket (the frame being written is not counted).</summary>
     public long QueuedBytes
     {

@@ -296,17 +296,28 @@ public sealed partial class ConnectionHandler
         // Recovered messages, then joined, then what arrived meanwhile, then the live stream:
         // one ordered sequence. All of it waits for outbox space like any reply — a client back
         // from a 1013 has missed more than its outbox holds — while live deliveries keep
-        // waiting in the membership until nothing is left to catch up on.
+        // waiting in the membership until nothing is left to catch up on. What waits there is
+        // bounded by OutboxBytes: a client that does not read is closed with 1013.
         var result = joined.Value;
+        membership.Prime(result.Activation, result.Epoch, result.Version, result.Seq);
         foreach (var message in result.Missed)
         {
             await connection.ReplyAsync(FrameWriter.Message(room, result.Epoch, message));
         }
 
-        membership.Prime(result.Activation, result.Epoch, result.Version, result.Seq);
         await connection.ReplyAsync(FrameWriter.Joined(frame.Id, room, result.Seq, result.Epoch, result.Recovered));
-        while (true)
+        while (!connection.IsClosing)
         {
+            // What waited goes out as the outbox makes room, while the room goes on: only what
+            // arrives while the outbox is full waits in the membership.
+            while (!connection.IsClosing && membership.TakeWaiting() is { Count: > 0 } waited)
+            {
+                foreach (var frameBytes in waited)
+                {
+                    await connection.ReplyAsync(frameBytes);
+                }
+            }
+
             // The live stream takes over with the outbox empty: its pushes never wait, and the
             // catch-up's frames ahead of them may be large (up to MaxFrameBytes each).
             await connection.WaitForOutboxBelowAsync(0);
