@@ -245,7 +245,7 @@ public sealed partial class ConnectionHandler
             ClientFrameType.Publish => await PublishAsync(connection, frame),
             ClientFrameType.Send => await SendAsync(connection, frame),
             ClientFrameType.Presence => await PresenceAsync(connection, frame),
-            ClientFrameType.History => await HistoryAsync(connection, frame),
+            ClientFrameType.History => NotAMemberForHistory(connection, frame) ?? await HistoryAsync(connection, frame),
             _ => FrameWriter.Error(frame.Id, ErrorCodes.UnknownType, "Unknown frame type."),
         };
         if (reply is not null)
@@ -397,10 +397,25 @@ public sealed partial class ConnectionHandler
             return FrameWriter.Error(frame.Id, ErrorCodes.Forbidden, $"Presence is turned off in namespace \"{connection.Namespace}\".");
         }
 
+        if (connection.Options.PresenceRequiresMembership && !connection.Rooms.ContainsKey(room))
+        {
+            return FrameWriter.Error(frame.Id, ErrorCodes.NotMember, $"Join room \"{room}\" before asking for its presence; namespace \"{connection.Namespace}\" shows presence to members only.");
+        }
+
         var grain = _grains.Ref<IRoomGrain>(GrainKeys.Of(connection.Namespace, room));
         var presence = await CallAsync(connection, frame.Id, () => grain.GetPresence());
         return presence.Failure ?? FrameWriter.Presence(frame.Id, room, presence.Value);
     }
+
+    /// <summary>
+    /// The not_member error when the namespace shows history to members only and this
+    /// connection has not joined the room; null when the room may be asked. Checked before
+    /// any grain call, so a client cannot activate rooms by naming them.
+    /// </summary>
+    private static byte[]? NotAMemberForHistory(ClientConnection connection, ClientFrame frame) =>
+        connection.Options.HistoryRequiresMembership && !connection.Rooms.ContainsKey(frame.Room!)
+            ? FrameWriter.Error(frame.Id, ErrorCodes.NotMember, $"Join room \"{frame.Room}\" before asking for its history; namespace \"{connection.Namespace}\" shows history to members only.")
+            : null;
 
     private async Task<byte[]?> HistoryAsync(ClientConnection connection, ClientFrame frame)
     {
