@@ -215,7 +215,11 @@ public sealed partial class ConnectionHandler
     {
         // A client that does not read its replies gets nothing more done until it does: no
         // cluster call made, no reply built and held while it waits for outbox space.
-        await connection.WaitForRoomAsync();
+        if (!await connection.WaitForRoomAsync())
+        {
+            // Closing: nobody to answer.
+            return;
+        }
         if (text.Span.SequenceEqual("ping"u8))
         {
             await connection.ReplyAsync(limiter.TryTake() ? FrameWriter.Pong : FrameWriter.Error([], ErrorCodes.RateLimited, RateLimitedMessage()));
