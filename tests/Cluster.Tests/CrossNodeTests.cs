@@ -134,6 +134,7 @@ public sealed class CrossNodeTests(SharedClusterFixture fixture, ITestOutputHelp
         }
 
         await using var b = await OnB(Names.Unique("bob"));
+        await b.JoinAsync(room); // history is for members (HistoryRequiresMembership)
         var history = await b.HistoryAsync(room);
 
         var messages = history.GetProperty("messages").EnumerateArray().ToList();

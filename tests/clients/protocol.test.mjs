@@ -123,8 +123,8 @@ describe('protocol v1 with the ws client', { timeout: 180_000 }, () => {
     const bob = await connect('/chat?user=bob');
     for (const client of [alice1, alice2, bob]) await join(client, room);
 
-    const observer = await connect('/chat?user=observer');
-    const presence = await observer.request({ type: 'presence', room, id: 'pr' });
+    // Presence is for members (presenceRequiresMembership, on by default): a member asks.
+    const presence = await bob.request({ type: 'presence', room, id: 'pr' });
     assert.equal(presence.type, 'presence');
     assert.equal(presence.room, room);
     const members = [...presence.members].sort((a, b) => a.user.localeCompare(b.user));

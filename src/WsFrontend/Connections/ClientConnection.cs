@@ -101,6 +101,12 @@ public sealed class ClientConnection
         }
     }
 
+    /// <summary>The outbox's frame budget (Broker:OutboxFrames).</summary>
+    public int MaxQueuedFrames => _outboxFrames;
+
+    /// <summary>The outbox's byte budget (Broker:OutboxBytes).</summary>
+    public long MaxQueuedBytes => _outboxBytes;
+
     /// <summary>Bytes of the frames queued and not yet handed to the socket (the frame being written is not counted).</summary>
     public long QueuedBytes
     {
@@ -114,8 +120,9 @@ public sealed class ClientConnection
     }
 
     /// <summary>
-    /// Whether this connection's receive loop is held back by a full outbox (the client is not
-    /// reading what it asked for): nothing more of its input is read until the writer makes room.
+    /// Whether this connection's receive loop is waiting on its outbox: for room (the client is
+    /// not reading what it asked for, and nothing more of its input is read until it does), or
+    /// for it to drain before a join hands over to the live stream.
     /// </summary>
     public bool IsWaitingForRoom => Volatile.Read(ref _waiting) != 0;
 
@@ -173,13 +180,12 @@ public sealed class ClientConnection
     }
 
     /// <summary>
-    /// Waits until the outbox is below both budgets (or the connection closes). The receive loop
-    /// waits here before it takes on a client frame, so a client that does not read gets no
-    /// more work done for it — no cluster call, no reply built and held — until it reads.
-    /// Completes at once, without allocating, while there is room.
+    /// Waits until the outbox is below both budgets: true then, false once the connection is
+    /// closing. The receive loop waits here before it takes on a client frame, so a client that
+    /// does not read gets no more work done for it — no cluster call, no reply built and held —
+    /// until it reads. Completes at once, without allocating, while there is room.
     /// </summary>
-    public async ValueTask WaitForRoomAsync() =>
-        await WaitUntilAsync(static (c, _) => c.BelowBudget(), 0).ConfigureAwait(false);
+    public ValueTask<bool> WaitForRoomAsync() => WaitUntilAsync(static (c, _) => c.BelowBudget(), 0);
 
     /// <summary>
     /// Waits until at most <paramref name="frames"/> frames are queued (or the connection

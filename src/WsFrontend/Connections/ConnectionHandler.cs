@@ -220,7 +220,11 @@ public sealed partial class ConnectionHandler
     {
         // A client that does not read its replies gets nothing more done until it does: no
         // cluster call made, no reply built and held while it waits for outbox space.
-        await connection.WaitForRoomAsync();
+        if (!await connection.WaitForRoomAsync())
+        {
+            // Closing: nobody to answer.
+            return;
+        }
         if (text.Span.SequenceEqual("ping"u8))
         {
             await connection.ReplyAsync(limiter.TryTake() ? FrameWriter.Pong : FrameWriter.Error([], ErrorCodes.RateLimited, RateLimitedMessage()));
@@ -250,7 +254,7 @@ public sealed partial class ConnectionHandler
             ClientFrameType.Publish => await PublishAsync(connection, frame),
             ClientFrameType.Send => await SendAsync(connection, frame),
             ClientFrameType.Presence => await PresenceAsync(connection, frame),
-            ClientFrameType.History => await HistoryAsync(connection, frame),
+            ClientFrameType.History => NotAMemberForHistory(connection, frame) ?? await HistoryAsync(connection, frame),
             _ => FrameWriter.Error(frame.Id, ErrorCodes.UnknownType, "Unknown frame type."),
         };
         if (reply is not null)
@@ -301,17 +305,28 @@ public sealed partial class ConnectionHandler
         // Recovered messages, then joined, then what arrived meanwhile, then the live stream:
         // one ordered sequence. All of it waits for outbox space like any reply — a client back
         // from a 1013 has missed more than its outbox holds — while live deliveries keep
-        // waiting in the membership until nothing is left to catch up on.
+        // waiting in the membership until nothing is left to catch up on. What waits there is
+        // bounded by OutboxBytes: a client that does not read is closed with 1013.
         var result = joined.Value;
+        membership.Prime(result.Activation, result.Epoch, result.Version, result.Seq);
         foreach (var message in result.Missed)
         {
             await connection.ReplyAsync(FrameWriter.Message(room, result.Epoch, message));
         }
 
-        membership.Prime(result.Activation, result.Epoch, result.Version, result.Seq);
         await connection.ReplyAsync(FrameWriter.Joined(frame.Id, room, result.Seq, result.Epoch, result.Recovered));
-        while (true)
+        while (!connection.IsClosing)
         {
+            // What waited goes out as the outbox makes room, while the room goes on: only what
+            // arrives while the outbox is full waits in the membership.
+            while (!connection.IsClosing && membership.TakeWaiting() is { Count: > 0 } waited)
+            {
+                foreach (var frameBytes in waited)
+                {
+                    await connection.ReplyAsync(frameBytes);
+                }
+            }
+
             // The live stream takes over with the outbox empty: its pushes never wait, and the
             // catch-up's frames ahead of them may be large (up to MaxFrameBytes each).
             await connection.WaitForOutboxBelowAsync(0);
@@ -391,10 +406,25 @@ public sealed partial class ConnectionHandler
             return FrameWriter.Error(frame.Id, ErrorCodes.Forbidden, $"Presence is turned off in namespace \"{connection.Namespace}\".");
         }
 
+        if (connection.Options.PresenceRequiresMembership && !connection.Rooms.ContainsKey(room))
+        {
+            return FrameWriter.Error(frame.Id, ErrorCodes.NotMember, $"Join room \"{room}\" before asking for its presence; namespace \"{connection.Namespace}\" shows presence to members only.");
+        }
+
         var grain = _grains.Ref<IRoomGrain>(GrainKeys.Of(connection.Namespace, room));
         var presence = await CallAsync(connection, frame.Id, () => grain.GetPresence());
         return presence.Failure ?? FrameWriter.Presence(frame.Id, room, presence.Value);
     }
+
+    /// <summary>
+    /// The not_member error when the namespace shows history to members only and this
+    /// connection has not joined the room; null when the room may be asked. Checked before
+    /// any grain call, so a client cannot activate rooms by naming them.
+    /// </summary>
+    private static byte[]? NotAMemberForHistory(ClientConnection connection, ClientFrame frame) =>
+        connection.Options.HistoryRequiresMembership && !connection.Rooms.ContainsKey(frame.Room!)
+            ? FrameWriter.Error(frame.Id, ErrorCodes.NotMember, $"Join room \"{frame.Room}\" before asking for its history; namespace \"{connection.Namespace}\" shows history to members only.")
+            : null;
 
     private async Task<byte[]?> HistoryAsync(ClientConnection connection, ClientFrame frame)
     {

@@ -1,3 +1,5 @@
+using Broker.Frontend.Protocol;
+
 namespace Broker.Frontend.Connections;
 
 /// <summary>
@@ -8,11 +10,22 @@ namespace Broker.Frontend.Connections;
 /// message already shown and lets the front-end see a gap that it must fill from history.
 /// Deliveries for one room are never concurrent (the room keeps one call in flight per
 /// front-end); the lock orders them against the join's completion.
+/// Once the room has answered the join, what waits is bounded in bytes by the connection's
+/// outbox budget (OutboxBytes): the catch-up now waits for a client that may not read, and
+/// what waits is what its outbox would hold if the join were done. Past it the connection is
+/// closed with 1013, as a full outbox would be; the client comes back with since+epoch. Not
+/// in frames: a client replaying a long gap would be closed for a room's many small live
+/// messages, and bytes bound the count as well. Before the answer, what waits is bounded by
+/// the join's own cluster call (ClusterCallTimeout), not by anything the client does, and a
+/// connection is not closed for the server's own latency.
 /// </summary>
 public sealed class RoomMembership
 {
     private readonly Lock _gate = new();
     private List<Pending>? _waiting = [];
+    private long _waitingBytes;
+    private long _limitBytes = long.MaxValue;
+    private bool _overflowed;
     private string _activation = string.Empty;
     private string _epoch = string.Empty;
     private long _afterVersion;
@@ -44,11 +57,23 @@ public sealed class RoomMembership
         {
             if (_waiting is not null)
             {
-                _waiting.Add(new Pending(activation, epoch, version, seq, frame));
+                Wait(_waiting, new Pending(activation, epoch, version, seq, frame));
                 return;
             }
 
             Deliver(activation, epoch, version, seq, frame);
+        }
+    }
+
+    /// <summary>Bytes of the events waiting for the join to catch up (0 once live).</summary>
+    public long WaitingBytes
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _waitingBytes;
+            }
         }
     }
 
@@ -78,6 +103,10 @@ public sealed class RoomMembership
             _epoch = epoch;
             _afterVersion = joinVersion;
             _lastSeq = seq;
+
+            // From here on the catch-up depends on the client: what waits may grow by one
+            // outbox's worth beyond what the join's own latency left here.
+            _limitBytes = _waitingBytes + Connection.MaxQueuedBytes;
         }
     }
 
@@ -90,24 +119,71 @@ public sealed class RoomMembership
     {
         lock (_gate)
         {
-            if (_waiting is null || _waiting.Count == 0)
+            if (_waiting is null || _waiting.Count == 0 || _overflowed)
             {
+                // Overflowed: the connection is closing; nothing more is its to be shown.
                 _waiting = null;
+                _waitingBytes = 0;
                 return null;
             }
 
-            var frames = new List<byte[]>(_waiting.Count);
-            foreach (var pending in _waiting)
-            {
-                if (pending.Activation == _activation && Accept(pending.Activation, pending.Epoch, pending.Version, pending.Seq))
-                {
-                    frames.Add(pending.Frame);
-                }
-            }
-
-            _waiting.Clear();
-            return frames;
+            return TakeWaiting(_waiting);
         }
+    }
+
+    /// <summary>
+    /// The frames that waited so far and follow the join (possibly none), without going live:
+    /// the join writes them while the room goes on, so that what waits here is only what
+    /// arrived while the outbox had no room.
+    /// </summary>
+    public List<byte[]> TakeWaiting()
+    {
+        lock (_gate)
+        {
+            return _waiting is null || _waiting.Count == 0 || _overflowed ? [] : TakeWaiting(_waiting);
+        }
+    }
+
+    /// <summary>Empties the waiting list into the frames to show, in order. Under the lock.</summary>
+    private List<byte[]> TakeWaiting(List<Pending> waiting)
+    {
+        var frames = new List<byte[]>(waiting.Count);
+        foreach (var pending in waiting)
+        {
+            if (pending.Activation == _activation && Accept(pending.Activation, pending.Epoch, pending.Version, pending.Seq))
+            {
+                frames.Add(pending.Frame);
+            }
+        }
+
+        waiting.Clear();
+        _waitingBytes = 0;
+        _limitBytes = Connection.MaxQueuedBytes;
+        return frames;
+    }
+
+    /// <summary>Holds an event until the join has caught up, within the connection's byte budget. Under the lock.</summary>
+    private void Wait(List<Pending> waiting, Pending pending)
+    {
+        if (_overflowed)
+        {
+            return;
+        }
+
+        if (waiting.Count > 0 && _waitingBytes + pending.Frame.Length > _limitBytes)
+        {
+            _overflowed = true;
+            waiting.Clear();
+            _waitingBytes = 0;
+            Connection.Close(
+                CloseCodes.TryAgainLater,
+                "Slow consumer: the room's traffic outran the join's catch-up. Reconnect and recover with since+epoch.",
+                dropPending: true);
+            return;
+        }
+
+        waiting.Add(pending);
+        _waitingBytes += pending.Frame.Length;
     }
 
     private void Deliver(string activation, string epoch, long version, long seq, byte[] frame)

@@ -310,6 +310,18 @@ public sealed class NamespaceOptions
     /// <summary>A client may publish only to rooms it has joined (else not_member).</summary>
     public bool RequireMembership { get; set; } = true;
 
+    /// <summary>
+    /// A client may ask for the presence of rooms it has joined only (else not_member, and the
+    /// room is not asked: no activation per room name a client makes up). false restores v1.
+    /// </summary>
+    public bool PresenceRequiresMembership { get; set; } = true;
+
+    /// <summary>
+    /// A client may ask for the history of rooms it has joined only (else not_member, and the
+    /// room is not asked: no activation per room name a client makes up). false restores v1.
+    /// </summary>
+    public bool HistoryRequiresMembership { get; set; } = true;
+
     /// <summary>Allow ?user=NAME and anonymous ids; when false a connection needs a token (HTTP 401 without one).</summary>
     public bool Anonymous { get; set; } = true;
 

@@ -9,7 +9,7 @@ public static class ErrorCodes
     /// <summary>The frame's type is not one the protocol knows.</summary>
     public const string UnknownType = "unknown_type";
 
-    /// <summary>Publish to a room the connection has not joined, where the namespace requires membership.</summary>
+    /// <summary>Publish, presence or history for a room the connection has not joined, where the namespace requires membership.</summary>
     public const string NotMember = "not_member";
 
     /// <summary>The namespace does not allow this (client publish, presence turned off …).</summary>

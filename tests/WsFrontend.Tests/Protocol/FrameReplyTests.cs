@@ -328,14 +328,18 @@ public sealed class FrameReplyTests(BrokerFixture fixture)
     }
 
     [Fact]
-    public async Task Presence_EmptyRoom_NoMembers()
+    public async Task Presence_OnlyMember_ListsItself()
     {
+        // A room nobody else is in (an empty room's presence, asked by a non-member, is in
+        // MembershipNotRequiredTests: by default only members may ask).
+        var room = BrokerFixture.UniqueRoom();
         await using var alice = await Peer.ConnectAsync(Server, "/chat?user=alice");
+        await alice.JoinAsync(room);
 
-        var presence = await alice.PresenceAsync(BrokerFixture.UniqueRoom());
+        var presence = await alice.PresenceAsync(room);
 
         Assert.Equal("presence", Wire.TypeOf(presence));
-        Assert.Empty(presence.GetProperty("members").EnumerateArray());
+        Assert.Equal([("alice", 1)], Members(presence));
     }
 
     // ---- history ----
@@ -432,9 +436,11 @@ public sealed class FrameReplyTests(BrokerFixture fixture)
     [Fact]
     public async Task History_RoomWithoutMessages_EmptyWithEpoch()
     {
+        var room = BrokerFixture.UniqueRoom();
         await using var alice = await Peer.ConnectAsync(Server, "/chat?user=alice");
+        await alice.JoinAsync(room);
 
-        var history = await alice.HistoryAsync(BrokerFixture.UniqueRoom());
+        var history = await alice.HistoryAsync(room);
 
         Assert.Equal("history", Wire.TypeOf(history));
         Assert.False(string.IsNullOrEmpty(history.GetProperty("epoch").GetString()));

@@ -57,7 +57,7 @@ public sealed class IdEchoTests(BrokerFixture fixture)
     {
         var room = BrokerFixture.UniqueRoom();
         await using var peer = await Peer.ConnectAsync(fixture.Server, "/chat?user=ids");
-        if (type is "publish" or "leave")
+        if (type is "publish" or "leave" or "history" or "presence")
         {
             await peer.JoinAsync(room);
         }

@@ -173,7 +173,10 @@ public sealed class ClientConnectionOutboxTests
         await _socket.NextSentAsync();
         connection.Send(Bytes(999));
 
-        Assert.True(connection.WaitForRoomAsync().IsCompletedSuccessfully);
+        var room = connection.WaitForRoomAsync();
+
+        Assert.True(room.IsCompletedSuccessfully);
+        Assert.True(await room);
     }
 
     [Fact]
@@ -188,7 +191,21 @@ public sealed class ClientConnectionOutboxTests
 
         Assert.False(room.IsCompleted);
         _socket.Release(1);
-        await room.WaitAsync(HeldWebSocket.Timeout);
+        Assert.True(await room.WaitAsync(HeldWebSocket.Timeout));
+    }
+
+    [Fact]
+    public async Task WaitForRoomAsync_ConnectionClosesWhileWaiting_False()
+    {
+        var connection = Connection(outboxBytes: 1000);
+        connection.Send(Bytes(10));
+        await _socket.NextSentAsync();
+        connection.Send(Bytes(1000));
+        var room = connection.WaitForRoomAsync().AsTask();
+
+        connection.Close(CloseCodes.Normal, string.Empty, dropPending: true);
+
+        Assert.False(await room.WaitAsync(HeldWebSocket.Timeout));
     }
 
     [Fact]
