@@ -35,6 +35,8 @@ public sealed class ClientConnection
     private bool _outboxCompleted;
     private bool _broken;
     private bool _userGrainKnows;
+    private bool _slowConsumer;
+    private readonly ClientEventLog? _events;
     private int _closeRequested;
     private WebSocketCloseStatus _closeStatus;
     private string _closeReason = string.Empty;
@@ -47,8 +49,10 @@ public sealed class ClientConnection
         WebSocket socket,
         int outboxFrames,
         long outboxBytes,
-        TimeSpan closeTimeout)
+        TimeSpan closeTimeout,
+        ClientEventLog? events = null)
     {
+        _events = events;
         Id = id;
         User = user;
         Namespace = ns;
@@ -144,6 +148,21 @@ public sealed class ClientConnection
     /// <summary>The close status this side asked for, once it asked.</summary>
     public WebSocketCloseStatus? CloseStatus => IsClosing ? _closeStatus : null;
 
+    /// <summary>Whether this side closed the connection with 1013 because the client did not read what it was sent.</summary>
+    public bool ClosedAsSlowConsumer => Volatile.Read(ref _slowConsumer);
+
+    /// <summary>Closes with 1013 for a client that does not keep up, dropping what is queued; its resume point is intact.</summary>
+    public void CloseSlowConsumer(string reason)
+    {
+        if (!IsClosing)
+        {
+            Volatile.Write(ref _slowConsumer, true);
+            _events?.Count(ClientEvent.SlowConsumer);
+        }
+
+        Close(CloseCodes.TryAgainLater, reason, dropPending: true);
+    }
+
     /// <summary>Queues a frame; false when the connection is closing or its outbox overflowed (it is then closed with 1013).</summary>
     public bool Send(byte[] frame)
     {
@@ -152,7 +171,7 @@ public sealed class ClientConnection
             case Queued.Yes:
                 return true;
             case Queued.Full:
-                Close(CloseCodes.TryAgainLater, "Slow consumer: outbox full (frames or bytes). Reconnect and recover with since+epoch.", dropPending: true);
+                CloseSlowConsumer("Slow consumer: outbox full (frames or bytes). Reconnect and recover with since+epoch.");
                 return false;
             default:
                 return false;

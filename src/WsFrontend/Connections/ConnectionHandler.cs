@@ -22,10 +22,12 @@ public sealed partial class ConnectionHandler
     private readonly BrokerOptions _options;
     private readonly FrameParser _parser;
     private readonly TimeProvider _time;
+    private readonly ClientEventLog _events;
     private readonly ILogger<ConnectionHandler> _logger;
 
-    public ConnectionHandler(FrontendNode node, IGrainFactory grains, IOptions<BrokerOptions> options, TimeProvider time, ILogger<ConnectionHandler> logger)
+    public ConnectionHandler(FrontendNode node, IGrainFactory grains, IOptions<BrokerOptions> options, TimeProvider time, ClientEventLog events, ILogger<ConnectionHandler> logger)
     {
+        _events = events;
         _node = node;
         _grains = grains;
         _options = options.Value;
@@ -42,7 +44,7 @@ public sealed partial class ConnectionHandler
     /// </param>
     public async Task RunAsync(WebSocket socket, string ns, NamespaceOptions nsOptions, string user, DateTimeOffset? expires = null, bool generatedUser = false)
     {
-        var connection = new ClientConnection(_node.NextConnectionId(), user, ns, nsOptions, socket, _options.OutboxFrames, _options.OutboxBytes, _options.CloseTimeout)
+        var connection = new ClientConnection(_node.NextConnectionId(), user, ns, nsOptions, socket, _options.OutboxFrames, _options.OutboxBytes, _options.CloseTimeout, _events)
         {
             UserGrainKnows = !generatedUser,
         };
@@ -98,6 +100,7 @@ public sealed partial class ConnectionHandler
 
             _node.Unregister(connection);
             connection.MarkFinished();
+
             LogDisconnected(_logger, connection.Id, connection.CloseStatus is { } status ? (int)status : 0);
         }
     }
@@ -227,7 +230,16 @@ public sealed partial class ConnectionHandler
         }
         if (text.Span.SequenceEqual("ping"u8))
         {
-            await connection.ReplyAsync(limiter.TryTake() ? FrameWriter.Pong : FrameWriter.Error([], ErrorCodes.RateLimited, RateLimitedMessage()));
+            if (limiter.TryTake())
+            {
+                await connection.ReplyAsync(FrameWriter.Pong);
+            }
+            else
+            {
+                _events.Count(ClientEvent.RateLimited);
+                await connection.ReplyAsync(FrameWriter.Error([], ErrorCodes.RateLimited, RateLimitedMessage()));
+            }
+
             return;
         }
 
@@ -235,12 +247,14 @@ public sealed partial class ConnectionHandler
         var parsed = _parser.TryParse(text.Span, out var frame, out var error);
         if (!limiter.TryTake())
         {
+            _events.Count(ClientEvent.RateLimited);
             await connection.ReplyAsync(FrameWriter.Error(parsed ? frame.Id : error.Id, ErrorCodes.RateLimited, RateLimitedMessage()));
             return;
         }
 
         if (!parsed)
         {
+            _events.Count(ClientEvent.BadRequest);
             await connection.ReplyAsync(FrameWriter.Error(error.Id, error.Code, error.Message));
             return;
         }
@@ -484,7 +498,10 @@ public sealed partial class ConnectionHandler
         }
         catch (Exception ex) when (ClusterErrors.IsClusterUnavailable(ex))
         {
-            LogClusterUnavailable(_logger, connection.Id, ex);
+            // Per frame, and a client can ask for new rooms while the silo refuses activations:
+            // counted, and detailed at Debug without a stack trace.
+            _events.Count(ClientEvent.Unavailable);
+            LogFrameUnavailable(_logger, connection.Id, ex.GetType().Name, ex.Message);
             return new CallResult<T>(default!, FrameWriter.Error(id, ErrorCodes.Unavailable, "The cluster could not answer in time; try again."));
         }
         catch (Exception ex)
@@ -519,6 +536,9 @@ public sealed partial class ConnectionHandler
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Cluster unavailable for a frame of connection {ConnectionId}")]
     private static partial void LogClusterUnavailable(ILogger logger, string connectionId, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "A frame of connection {ConnectionId} was answered unavailable: {ExceptionType}: {Reason}")]
+    private static partial void LogFrameUnavailable(ILogger logger, string connectionId, string exceptionType, string reason);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "A frame of connection {ConnectionId} failed")]
     private static partial void LogFrameFailed(ILogger logger, string connectionId, Exception exception);

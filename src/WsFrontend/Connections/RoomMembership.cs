@@ -1,5 +1,3 @@
-using Broker.Frontend.Protocol;
-
 namespace Broker.Frontend.Connections;
 
 /// <summary>
@@ -175,10 +173,7 @@ public sealed class RoomMembership
             _overflowed = true;
             waiting.Clear();
             _waitingBytes = 0;
-            Connection.Close(
-                CloseCodes.TryAgainLater,
-                "Slow consumer: the room's traffic outran the join's catch-up. Reconnect and recover with since+epoch.",
-                dropPending: true);
+            Connection.CloseSlowConsumer("Slow consumer: the room's traffic outran the join's catch-up. Reconnect and recover with since+epoch.");
             return;
         }
 

@@ -45,6 +45,9 @@ public enum ClientEvent
 
     /// <summary>A client closed with 1013 for not reading what it was sent.</summary>
     SlowConsumer,
+
+    /// <summary>A frame answered unavailable: the cluster did not answer in time, or a silo short of memory refused a new room or user.</summary>
+    Unavailable,
 }
 
 /// <summary>

@@ -84,7 +84,9 @@ public sealed class JoinCatchUpTests
             ["Broker:OutboxBytes"] = (256 * 1024).ToString(System.Globalization.CultureInfo.InvariantCulture),
         });
         var room = BrokerFixture.UniqueRoom("catch-up-ok");
-        var padding = new string('p', 20 * 1024);
+        // 60 × 10 KB stays within the room's default HistoryBytes (1 MiB), so a join that lands
+        // after the last publish still recovers everything; 40 live ones outrun the 256 KiB budget.
+        var padding = new string('p', 10 * 1024);
         var epoch = string.Empty;
         for (var n = 0; n < 20; n++)
         {

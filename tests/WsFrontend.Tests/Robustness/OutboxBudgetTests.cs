@@ -51,6 +51,8 @@ public sealed class OutboxBudgetTests
 
         Assert.Equal(Frame.TryAgainLater, connection.CloseStatus);
         Assert.InRange(mostQueued, 0, outboxBytes);
+        var events = server.Services.GetRequiredService<ClientEventLog>();
+        await Eventually.WaitUntilAsync(() => events.Total(ClientEvent.SlowConsumer) == 1, Timeout, "the slow consumer to be counted");
     }
 
     [Fact]

@@ -88,6 +88,27 @@ public sealed class QuietLogTests
         await Eventually.WaitUntilAsync(() => events.Total(ClientEvent.Reset) == 1, TimeSpan.FromSeconds(10), "the reset to be counted");
     }
 
+    [Fact]
+    public async Task Frames_BadAndOverTheRate_CountedAsClientEvents()
+    {
+        await using var server = await BrokerServer.StartAsync(new Dictionary<string, string?>
+        {
+            ["Broker:RateLimitPerSecond"] = "1",
+            ["Broker:RateLimitBurst"] = "2",
+        });
+        var events = server.Services.GetRequiredService<ClientEventLog>();
+        using var raw = await RawWebSocket.ConnectAsync(server.HttpBase, "/chat?user=counted");
+        Assert.Single(await raw.ReadJsonFramesAsync(1, TimeSpan.FromSeconds(10)));
+
+        // Within the burst: one frame that is not JSON; then two over the rate.
+        await raw.SendTextFramesAsync(["not json", "{\"type\":\"ping\"}", "{\"type\":\"ping\"}", "{\"type\":\"ping\"}"]);
+        var replies = await raw.ReadJsonFramesAsync(4, TimeSpan.FromSeconds(10));
+
+        Assert.Equal(["bad_request", null, "rate_limited", "rate_limited"], replies.Select(Frame.Code));
+        Assert.Equal(1, events.Total(ClientEvent.BadRequest));
+        Assert.Equal(2, events.Total(ClientEvent.RateLimited));
+    }
+
     private sealed record Entry(LogLevel Level, string Category, string Message, Exception? Exception)
     {
         public override string ToString() => $"{Level} {Category}: {Message} {Exception?.GetType().Name}";
