@@ -17,11 +17,11 @@ public sealed class ActivationRefusalTests
         await using var anonymous = await server.ConnectAsync("/chat");
 
         var joined = await anonymous.RequestAsync(new Dictionary<string, object?> { ["type"] = "join", ["room"] = BrokerFixture.UniqueRoom() });
-        var history = await anonymous.RequestAsync(new Dictionary<string, object?> { ["type"] = "history", ["room"] = BrokerFixture.UniqueRoom() });
+        var send = await anonymous.RequestAsync(new Dictionary<string, object?> { ["type"] = "send", ["to"] = "somebody-" + BrokerFixture.UniqueRoom(), ["data"] = 1 });
         var pong = await anonymous.RequestAsync(new Dictionary<string, object?> { ["type"] = "ping" });
 
         Assert.Equal("unavailable", Frame.Code(joined));
-        Assert.Equal("unavailable", Frame.Code(history));
+        Assert.Equal("unavailable", Frame.Code(send)); // a new user grain: refused too
         Assert.Equal("pong", Frame.Type(pong));
     }
 
