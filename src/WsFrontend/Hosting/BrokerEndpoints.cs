@@ -160,7 +160,7 @@ public static partial class BrokerEndpoints
         return context.Response.WriteAsync(message + "\n");
     }
 
-    /// <summary>The seed's echo server: "Server received: X" for every text frame X, and "pong" for "ping".</summary>
+    /// <summary>The seed's echo server: "Server received: X" for every text frame X, "pong" for "ping", and a binary message echoed as it came.</summary>
     private static async Task EchoAsync(HttpContext context, BrokerOptions options)
     {
         if (!context.WebSockets.IsWebSocketRequest)
@@ -265,7 +265,14 @@ public static partial class BrokerEndpoints
 
                 dropped = 0;
                 var text = message.GetBuffer().AsMemory(0, (int)message.Length);
-                if (text.Span.SequenceEqual("ping"u8))
+                if (result.MessageType == WebSocketMessageType.Binary)
+                {
+                    // Echoed as it came, the way echo servers (Autobahn's included) answer binary:
+                    // the seed's "Server received: " prefix is for text, and a text frame holding
+                    // these bytes might not be UTF-8 (RFC 6455 §8.1).
+                    await socket.SendAsync(text.ToArray(), WebSocketMessageType.Binary, true, CancellationToken.None);
+                }
+                else if (text.Span.SequenceEqual("ping"u8))
                 {
                     await socket.SendAsync("pong"u8.ToArray(), WebSocketMessageType.Text, true, CancellationToken.None);
                 }
@@ -274,16 +281,18 @@ public static partial class BrokerEndpoints
                     var reply = new byte[ServerReceived.Length + text.Length];
                     ServerReceived.CopyTo(reply, 0);
                     text.Span.CopyTo(reply.AsSpan(ServerReceived.Length));
-
-                    // A binary message is answered in a binary one: its bytes need not be UTF-8,
-                    // and a text frame that is not UTF-8 would break the client (RFC 6455 §8.1).
-                    await socket.SendAsync(reply, result.MessageType, true, CancellationToken.None);
+                    await socket.SendAsync(reply, WebSocketMessageType.Text, true, CancellationToken.None);
                 }
             }
         }
-        catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or ObjectDisposedException)
+        catch (MessageTooBigException)
         {
-            // The client went away.
+            // A pipe socket knows from the frame header, before the payload: 1009, as on a namespace.
+            await CloseQuietlyAsync(socket, WebSocketCloseStatus.MessageTooBig, $"Frame larger than {options.MaxFrameBytes} bytes.");
+        }
+        catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or ObjectDisposedException or IOException)
+        {
+            // The client went away (or broke the protocol: the socket has closed it already).
         }
     }
 

@@ -297,6 +297,23 @@ public sealed class WireTests(WireTests.Servers servers) : IClassFixture<WireTes
         await client.ExpectCloseAsync("a frame header announcing 2048 bytes (MaxFrameBytes 1024)", [TooBig], timeout: TimeSpan.FromSeconds(5));
     }
 
+    [Theory]
+    [InlineData(Pipe)]
+    [InlineData(PipeOnKestrel)]
+    public async Task Echo_HeaderAnnouncingMoreThanMaxFrameBytes_Closes1009(string transport)
+    {
+        // /echo runs on the pipe socket too: a message too big is the client's doing, a close
+        // frame, never an exception for Kestrel to log with its stack trace.
+        var server = await servers.ForAsync(transport);
+        using var client = await WireConnection.ConnectAsync(server);
+        await client.WriteAsync(WireConnection.UpgradeRequest(server, "/echo", WireConnection.NewKey()));
+        Assert.Equal(101, (await client.ReadHttpResponseAsync("the /echo handshake")).Status);
+
+        await client.WriteAsync(WireFrameBuilder.Header(WireFrameBuilder.Text, 2 * MaxFrameBytes));
+
+        await client.ExpectCloseAsync("an /echo frame header announcing 2048 bytes (MaxFrameBytes 1024)", [TooBig], timeout: TimeSpan.FromSeconds(5));
+    }
+
     [Fact]
     public async Task Fragments_TotalOverMaxFrameBytes_Closes1009()
     {
