@@ -85,7 +85,9 @@ public sealed class QuietLogTests
         var client = await WireConnection.OpenAsync(server, "/chat?user=resets");
         client.Reset();
 
-        await Eventually.WaitUntilAsync(() => events.Total(ClientEvent.Reset) == 1, TimeSpan.FromSeconds(10), "the reset to be counted");
+        // Counted when the connection's handler has finished, whose clean-up may wait up to twice
+        // CloseTimeout (5 s) for the writer: on a loaded machine 10 s was not always enough.
+        await Eventually.WaitUntilAsync(() => events.Total(ClientEvent.Reset) == 1, TimeSpan.FromSeconds(30), "the reset to be counted");
     }
 
     [Fact]
