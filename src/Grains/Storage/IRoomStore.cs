@@ -38,29 +38,6 @@ public interface IRoomStore
 }
 
 /// <summary>
-/// The store could not commit (unreachable, or the epoch was taken over): nothing of the batch
-/// is durable. It crosses to clients, so it carries the cause as text, never as an inner
-/// exception (Redis' exception types cannot be serialized).
-/// </summary>
-[GenerateSerializer, Alias("Broker.RoomStoreException")]
-public sealed class RoomStoreException : Exception
-{
-    public RoomStoreException()
-    {
-    }
-
-    public RoomStoreException(string message)
-        : base(message)
-    {
-    }
-
-    public RoomStoreException(string message, Exception innerException)
-        : base(message, innerException)
-    {
-    }
-}
-
-/// <summary>
 /// No store: state lives in the activation only; a new activation is a new epoch, except that a
 /// room that went at seq 0 (it never had a message, so it held nothing) takes its epoch back in
 /// its next activation on this silo (<see cref="EpochTombstones"/>).

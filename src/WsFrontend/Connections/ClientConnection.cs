@@ -1,5 +1,6 @@
 using System.Net.WebSockets;
-using Broker.Frontend.Hosting;
+using Broker.Frontend.Diagnostics;
+using Broker.Frontend.Options;
 using Broker.Frontend.Protocol;
 using Broker.Grains.Models;
 

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Net.WebSockets;
-using Broker.Frontend.Hosting;
+using Broker.Frontend.Diagnostics;
+using Broker.Frontend.Options;
 using Broker.Frontend.Protocol;
 using Broker.Transport;
 using Broker.Grains;

@@ -1,5 +1,5 @@
 using System.Collections.Concurrent;
-using Broker.Frontend.Hosting;
+using Broker.Frontend.Options;
 using Broker.Grains;
 using Microsoft.Extensions.Options;
 

@@ -1,5 +1,5 @@
 using System.Collections.Immutable;
-using Broker.Frontend.Hosting;
+using Broker.Frontend.Options;
 using Broker.Frontend.Protocol;
 using Broker.Grains;
 using Broker.Grains.Models;

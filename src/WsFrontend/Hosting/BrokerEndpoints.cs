@@ -1,4 +1,6 @@
 using System.Net.WebSockets;
+using Broker.Frontend.Diagnostics;
+using Broker.Frontend.Options;
 using Broker.Transport;
 using Microsoft.AspNetCore.Http.Features;
 using Broker.Frontend.Connections;

@@ -1,4 +1,6 @@
 using Broker.Frontend.Connections;
+using Broker.Frontend.Diagnostics;
+using Broker.Frontend.Options;
 using Broker.Transport;
 using Broker.Grains.Hosting;
 using Orleans.Configuration;

@@ -1,4 +1,6 @@
 using System.Net;
+using Broker.Frontend.Diagnostics;
+using Broker.Frontend.Options;
 using Broker.Transport;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.WebUtilities;

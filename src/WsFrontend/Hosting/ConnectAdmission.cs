@@ -1,3 +1,5 @@
+using Broker.Frontend.Options;
+
 namespace Broker.Frontend.Hosting;
 
 /// <summary>What a WebSocket connect request asks for, however it arrived (Kestrel's HTTP server or the pipe transport).</summary>

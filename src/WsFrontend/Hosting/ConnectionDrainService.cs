@@ -1,4 +1,5 @@
 using Broker.Frontend.Connections;
+using Broker.Frontend.Options;
 using Broker.Frontend.Protocol;
 using Broker.Grains;
 using Microsoft.Extensions.Options;

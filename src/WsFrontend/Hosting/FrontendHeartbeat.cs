@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using Broker.Frontend.Connections;
+using Broker.Frontend.Options;
 using Broker.Grains;
 using Broker.Grains.Models;
 using Microsoft.Extensions.Options;

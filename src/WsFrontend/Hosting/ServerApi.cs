@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using Broker.Frontend.Connections;
+using Broker.Frontend.Options;
 using Broker.Grains;
 using Broker.Grains.Models;
 using Microsoft.Extensions.Options;

@@ -1,25 +1,10 @@
 using System.Text;
+using Broker.Frontend.Options;
 using Microsoft.Extensions.Options;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 
 namespace Broker.Frontend.Hosting;
-
-/// <summary>JWT settings ("Broker:Jwt"). Tokens are HMAC-signed (HS256/384/512) with SigningKey.</summary>
-public sealed class JwtOptions
-{
-    /// <summary>The shared HMAC secret, at least 32 bytes of UTF-8. Unset: tokens are refused (HTTP 401).</summary>
-    public string? SigningKey { get; set; }
-
-    /// <summary>When set, a token's "iss" must equal it.</summary>
-    public string? Issuer { get; set; }
-
-    /// <summary>When set, a token's "aud" must contain it.</summary>
-    public string? Audience { get; set; }
-
-    /// <summary>Tolerance for clock differences when checking "exp" and "nbf".</summary>
-    public TimeSpan ClockSkew { get; set; } = TimeSpan.FromSeconds(30);
-}
 
 /// <summary>The outcome of reading a token: the user ("sub") and when the token expires, or why it was refused.</summary>
 public readonly record struct TokenIdentity(bool Valid, string User, DateTimeOffset? Expires, string Error);

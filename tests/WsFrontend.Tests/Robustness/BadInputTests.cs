@@ -1,6 +1,7 @@
 using System.Net.WebSockets;
 using System.Text;
 using Broker.Frontend.Hosting;
+using Broker.Frontend.Options;
 using Broker.Frontend.Tests.Infrastructure;
 
 namespace Broker.Frontend.Tests.Robustness;

@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using Broker.Frontend.Connections;
+using Broker.Frontend.Diagnostics;
 using Broker.Frontend.Hosting;
+using Broker.Frontend.Options;
 using Broker.Frontend.Tests.Infrastructure;
 using Broker.Grains;
 

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Broker.Frontend.Hosting;
+using Broker.Frontend.Options;
 using Broker.Frontend.Tests.Infrastructure;
 using Broker.Grains;
 using Broker.Grains.Models;

@@ -1,4 +1,5 @@
 using System.Text;
+using Broker.Frontend.Options;
 using Broker.Frontend.Tests.Infrastructure;
 using Broker.Transport;
 using Microsoft.AspNetCore.Connections;

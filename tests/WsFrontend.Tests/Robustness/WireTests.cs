@@ -6,6 +6,7 @@ using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using Broker.Frontend.Options;
 using Broker.Frontend.Tests.Infrastructure;
 using Xunit.Sdk;
 

@@ -1,4 +1,5 @@
 using System.Net.Sockets;
+using Broker.Frontend.Diagnostics;
 using Broker.Frontend.Hosting;
 using Broker.Frontend.Tests.Infrastructure;
 using Broker.Frontend.Tests.Robustness;

@@ -1,7 +1,9 @@
 using System.Collections.Concurrent;
 using System.Net.Sockets;
 using System.Text;
+using Broker.Frontend.Diagnostics;
 using Broker.Frontend.Hosting;
+using Broker.Frontend.Options;
 using Broker.Frontend.Tests.Infrastructure;
 using Broker.Frontend.Tests.Robustness;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -58,7 +60,7 @@ public sealed class QuietLogTests
     {
         var logs = new CapturedLogs();
         using var factory = LoggerFactory.Create(b => b.AddProvider(logs).SetMinimumLevel(LogLevel.Trace));
-        var events = new ClientEventLog(Options.Create(new BrokerOptions()), TimeProvider.System, factory.CreateLogger<ClientEventLog>());
+        var events = new ClientEventLog(Microsoft.Extensions.Options.Options.Create(new BrokerOptions()), TimeProvider.System, factory.CreateLogger<ClientEventLog>());
 
         events.Flush();
         Assert.Empty(logs.All);

@@ -1,4 +1,5 @@
 using System.Text;
+using Broker.Frontend.Diagnostics;
 using Broker.Frontend.Tests.Infrastructure;
 using Broker.Frontend.Tests.Robustness;
 
@@ -136,7 +137,7 @@ public sealed class StrictFrameTests(WireTests.Servers servers) : IClassFixture<
 
         await client.ExpectCloseAsync("five pings over the frame budget on Kestrel's upgrade", [PolicyViolation]);
         await Eventually.WaitUntilAsync(
-            () => server.Services.GetRequiredService<Broker.Frontend.Hosting.ClientEventLog>().Total(Broker.Frontend.Hosting.ClientEvent.ControlFrameFlood) == 1,
+            () => server.Services.GetRequiredService<ClientEventLog>().Total(ClientEvent.ControlFrameFlood) == 1,
             TimeSpan.FromSeconds(10),
             "the flood to be counted");
     }

@@ -1,4 +1,5 @@
 using Broker.Frontend.Hosting;
+using Broker.Frontend.Options;
 using Broker.Frontend.Tests.Infrastructure;
 using Microsoft.Extensions.Options;
 

@@ -1,5 +1,6 @@
 using Broker.Frontend.Connections;
 using Broker.Frontend.Hosting;
+using Broker.Frontend.Options;
 using Broker.Frontend.Protocol;
 
 namespace Broker.Frontend.Tests.Units;

@@ -1,6 +1,7 @@
 using System.Text;
 using Broker.Frontend.Connections;
 using Broker.Frontend.Hosting;
+using Broker.Frontend.Options;
 using Broker.Frontend.Protocol;
 
 namespace Broker.Frontend.Tests.Units;

@@ -1,7 +1,7 @@
 using Broker.Grains.Hosting;
 using Broker.Grains.Models;
 
-namespace Broker.Frontend.Hosting;
+namespace Broker.Frontend.Options;
 
 /// <summary>
 /// Everything a front-end can be told, bound from the "Broker" configuration section

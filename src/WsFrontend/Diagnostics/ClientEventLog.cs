@@ -1,8 +1,9 @@
 using System.Text;
+using Broker.Frontend.Options;
 using Broker.Transport;
 using Microsoft.Extensions.Options;
 
-namespace Broker.Frontend.Hosting;
+namespace Broker.Frontend.Diagnostics;
 
 /// <summary>What a client did that the node refused or ended; counted by <see cref="ClientEventLog"/>.</summary>
 public enum ClientEvent
