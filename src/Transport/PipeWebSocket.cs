@@ -482,7 +482,14 @@ public sealed class PipeWebSocket : WebSocket
 
             if (result.IsCompleted)
             {
+                // Gone without a close frame: a reset, or a FIN where a reset may be reported as
+                // one (what the kernel says depends on timing); counted as one kind, abrupt.
                 _input.AdvanceTo(buffer.End);
+                if (_failure == WebSocketFailure.None)
+                {
+                    _failure = WebSocketFailure.Reset;
+                }
+
                 throw new WebSocketException(WebSocketError.ConnectionClosedPrematurely, "The peer closed the connection without a close frame.");
             }
 
@@ -982,7 +989,7 @@ public enum WebSocketFailure : byte
     /// <summary>A message's headers announced more than the largest message taken (the receiver closes with 1009).</summary>
     MessageTooBig,
 
-    /// <summary>The peer reset the TCP connection.</summary>
+    /// <summary>The peer reset the TCP connection, or closed it without a close frame.</summary>
     Reset,
 }
 

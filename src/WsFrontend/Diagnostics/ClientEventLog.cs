@@ -35,7 +35,7 @@ public enum ClientEvent
     /// <summary>A message over <c>MaxFrameBytes</c>: 1009.</summary>
     MessageTooBig,
 
-    /// <summary>The client reset the TCP connection.</summary>
+    /// <summary>The client reset the TCP connection, or closed it without a close frame.</summary>
     Reset,
 
     /// <summary>A frame answered with error bad_request.</summary>
