@@ -270,7 +270,12 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         return Task.CompletedTask;
     }
 
-    private static string DedupeKey(string user, string msgId) => string.Concat(user, "\n", msgId);
+    /// <summary>
+    /// Unambiguous for any user and msgId: the user's length comes first, so no separator inside
+    /// a name ("a\nb" + "c" against "a" + "b\nc") can make two publishers' keys equal.
+    /// </summary>
+    private static string DedupeKey(string user, string msgId) =>
+        string.Concat(user.Length.ToString(System.Globalization.CultureInfo.InvariantCulture), ":", user, "\n", msgId);
 
     /// <summary>A refused activation (the silo was short of memory) answers unavailable and goes; the next call tries again.</summary>
     private void ThrowIfRefused()

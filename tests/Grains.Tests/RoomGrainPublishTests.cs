@@ -197,4 +197,23 @@ public sealed class RoomGrainPublishTests(ClusterFixture fixture) : GrainTestBas
         Assert.Equal(fromAlice.Seq + 1, fromBob.Seq);
         Assert.Equal(["alice", "bob"], frontend.RoomMessages(key).Select(m => m.From));
     }
+
+    [Fact]
+    public async Task Publish_UserAndMsgIdSplitElsewhere_IsADifferentMessage()
+    {
+        // "a\nb" + "c" and "a" + "b\nc" joined with a newline are the same string: the dedupe key
+        // must tell the two publishers apart, or the second is acked as the first and never sent.
+        var key = NewKey();
+        var room = Room(key);
+        var frontend = NewFrontend("a");
+        await room.Join(JoinOf("c1", "alice", frontend));
+
+        var first = await room.Publish(PublishOf("a\nb", "{\"v\":1}", msgId: "c"));
+        var second = await room.Publish(PublishOf("a", "{\"v\":2}", msgId: "b\nc"));
+        await frontend.WaitForSeqAsync(key, second.Seq);
+
+        Assert.False(second.Duplicate);
+        Assert.Equal(first.Seq + 1, second.Seq);
+        Assert.Equal(["a\nb", "a"], frontend.RoomMessages(key).Select(m => m.From));
+    }
 }

@@ -176,6 +176,13 @@ public static partial class BrokerEndpoints
             return;
         }
 
+        if (!ConnectAdmission.OriginAllowed(options, context.Request.Headers.Origin))
+        {
+            // The same allowlist as the namespaces': a page elsewhere may not use this node's sockets.
+            await RefuseAsync(context, StatusCodes.Status403Forbidden, "This origin may not connect.");
+            return;
+        }
+
         var limits = context.RequestServices.GetRequiredService<ConnectionLimits>();
         if (!limits.TryAcquire(context.Connection.RemoteIpAddress, out var slot, out var full))
         {

@@ -52,9 +52,7 @@ public static class ConnectAdmission
             return Refuse(StatusCodes.Status503ServiceUnavailable, "This node is shutting down; connect to another one.");
         }
 
-        if (options.AllowedOrigins.Count > 0
-            && !string.IsNullOrEmpty(request.Origin)
-            && !options.AllowedOrigins.Contains(request.Origin, StringComparer.OrdinalIgnoreCase))
+        if (!OriginAllowed(options, request.Origin))
         {
             return Refuse(StatusCodes.Status403Forbidden, "This origin may not connect.");
         }
@@ -98,6 +96,15 @@ public static class ConnectAdmission
 
         return (new Admitted(ns, nsOptions, user, expires, generated), default);
     }
+
+    /// <summary>
+    /// Whether a handshake's Origin may connect: any, unless AllowedOrigins lists some; a request
+    /// without Origin (not a browser) is not a cross-site request and is let through.
+    /// </summary>
+    public static bool OriginAllowed(BrokerOptions options, string? origin) =>
+        options.AllowedOrigins.Count == 0
+        || string.IsNullOrEmpty(origin)
+        || options.AllowedOrigins.Contains(origin, StringComparer.OrdinalIgnoreCase);
 
     private static (Admitted?, Refusal) Refuse(int status, string message) => (null, new Refusal(status, message));
 

@@ -215,6 +215,19 @@ public sealed class HandshakeSettingsTests
     }
 
     [Fact]
+    public async Task Connect_OriginAllowlistEcho_OtherOriginHttp403AllowedOriginSwitches()
+    {
+        // /echo is a WebSocket of this node too: the allowlist applies to it as to the namespaces.
+        await using var server = await BrokerServer.StartAsync(new Dictionary<string, string?> { ["Broker:AllowedOrigins:0"] = "https://good.example" });
+
+        var evil = await Wire.HandshakeStatusAsync(server.Ws("/echo"), o => o.SetRequestHeader("Origin", "https://evil.example"));
+        var good = await Wire.HandshakeStatusAsync(server.Ws("/echo"), o => o.SetRequestHeader("Origin", "https://good.example"));
+
+        Assert.Equal(HttpStatusCode.Forbidden, evil);
+        Assert.Equal(HttpStatusCode.SwitchingProtocols, good);
+    }
+
+    [Fact]
     public async Task Connect_OriginAllowlistNoOriginHeader_Connects()
     {
         // Only browser handshakes (which always send Origin) are subject to the allowlist.
