@@ -670,26 +670,12 @@ internal sealed class WireConnection : IDisposable
     public static string GetRequest(BrokerServer server, string path) =>
         $"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{server.HttpBase.Port}\r\n\r\n";
 
-    public static async Task<WireConnection> ConnectAsync(BrokerServer server)
-    {
-        var tcp = new TcpClient { NoDelay = true };
-        try
-        {
-            using var timeout = new CancellationTokenSource(Timeout);
-            await tcp.ConnectAsync(IPAddress.Loopback, server.HttpBase.Port, timeout.Token);
-            return new WireConnection(tcp);
-        }
-        catch
-        {
-            tcp.Dispose();
-            throw;
-        }
-    }
+    public static Task<WireConnection> ConnectAsync(BrokerServer server) => ConnectFromAsync(server, source: null);
 
-    /// <summary>Connects from a given loopback address (127.0.0.2 and so on: another client address for per-address caps).</summary>
-    public static async Task<WireConnection> ConnectFromAsync(BrokerServer server, IPAddress source)
+    /// <summary>Connects from a given loopback address (127.0.0.2 and so on: another client address for per-address caps); null: the system's choice.</summary>
+    public static async Task<WireConnection> ConnectFromAsync(BrokerServer server, IPAddress? source)
     {
-        var tcp = new TcpClient(new IPEndPoint(source, 0)) { NoDelay = true };
+        var tcp = source is null ? new TcpClient { NoDelay = true } : new TcpClient(new IPEndPoint(source, 0)) { NoDelay = true };
         try
         {
             using var timeout = new CancellationTokenSource(Timeout);
