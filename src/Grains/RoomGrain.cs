@@ -481,9 +481,13 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
     /// activation; the Redis store keeps it). A room with members, or with a commit or a
     /// delivery in flight, stays.
     /// </summary>
+    /// <summary>No member, no front-end to deliver to, nothing being committed or waiting for a commit.</summary>
+    private bool IsIdleAndEmpty =>
+        _members.Count == 0 && _frontends.Count == 0 && !_committing && _uncommitted.Count == 0 && _waiting.Count == 0;
+
     private void LetGoIfEmpty()
     {
-        if (_members.Count > 0 || _frontends.Count > 0 || _committing || _uncommitted.Count > 0 || _waiting.Count > 0)
+        if (!IsIdleAndEmpty)
         {
             return;
         }
@@ -510,7 +514,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
 
     private Task OnEmptyTimeout(CancellationToken cancellationToken)
     {
-        if (_members.Count == 0 && _frontends.Count == 0 && !_committing && _uncommitted.Count == 0 && _waiting.Count == 0)
+        if (IsIdleAndEmpty)
         {
             LogEmptyRoomReleased(_logger, _namespace, _room, _history.Count);
             this.DeactivateOnIdle();
