@@ -1,6 +1,8 @@
 using System.Buffers;
 using System.Net.WebSockets;
+using Broker.Frontend.Commands;
 using Broker.Frontend.Diagnostics;
+using Broker.Frontend.Hosting;
 using Broker.Frontend.Options;
 using Broker.Frontend.Protocol;
 using Broker.Transport;
@@ -11,9 +13,10 @@ using Microsoft.Extensions.Options;
 namespace Broker.Frontend.Connections;
 
 /// <summary>
-/// Runs one client connection: welcome, the receive loop, one frame at a time (so a
-/// connection's publishes reach the room in the order sent), and cleanup in a finally.
-/// Frames are mapped to grain calls here and nowhere else.
+/// Runs one client connection's lifecycle: welcome, the receive loop, one frame at a time (so a
+/// connection's publishes reach the room in the order sent), and cleanup in a finally. Each
+/// frame's command is decided and carried out by the <see cref="CommandDispatcher"/> (shared
+/// with the server API); here it becomes a reply frame.
 /// </summary>
 public sealed partial class ConnectionHandler
 {
@@ -24,11 +27,13 @@ public sealed partial class ConnectionHandler
     private readonly FrameParser _parser;
     private readonly TimeProvider _time;
     private readonly ClientEventLog _events;
+    private readonly CommandDispatcher _dispatcher;
     private readonly ILogger<ConnectionHandler> _logger;
 
-    public ConnectionHandler(FrontendNode node, IGrainFactory grains, IOptions<BrokerOptions> options, TimeProvider time, ClientEventLog events, ILogger<ConnectionHandler> logger)
+    public ConnectionHandler(FrontendNode node, IGrainFactory grains, IOptions<BrokerOptions> options, TimeProvider time, ClientEventLog events, CommandDispatcher dispatcher, ILogger<ConnectionHandler> logger)
     {
         _events = events;
+        _dispatcher = dispatcher;
         _node = node;
         _grains = grains;
         _options = options.Value;
@@ -37,14 +42,16 @@ public sealed partial class ConnectionHandler
         _logger = logger;
     }
 
-    /// <param name="expires">When the connection's token expires: the connection is then closed with 1008.</param>
-    /// <param name="generatedUser">
-    /// The user id was made up for this connection alone: its user grain is not told of it (no
-    /// activation per anonymous connection) until a direct message to that id activates the
-    /// grain, which then asks the front-ends for the user's connections.
-    /// </param>
-    public async Task RunAsync(WebSocket socket, string ns, NamespaceOptions nsOptions, string user, DateTimeOffset? expires = null, bool generatedUser = false)
+    /// <summary>
+    /// Runs an admitted connection to its end. When its token expires it is closed with 1008.
+    /// A generated user id (<see cref="Admitted.GeneratedUser"/>) was made up for this
+    /// connection alone: its user grain is not told of it (no activation per anonymous
+    /// connection) until a direct message to that id activates the grain, which then asks the
+    /// front-ends for the user's connections.
+    /// </summary>
+    public async Task RunAsync(WebSocket socket, Admitted admitted)
     {
+        var (ns, nsOptions, user, expires, generatedUser) = admitted;
         var connection = new ClientConnection(_node.NextConnectionId(), user, ns, nsOptions, socket, _options.OutboxFrames, _options.OutboxBytes, _options.CloseTimeout, _events)
         {
             UserGrainKnows = !generatedUser,
@@ -269,7 +276,7 @@ public sealed partial class ConnectionHandler
             ClientFrameType.Publish => await PublishAsync(connection, frame),
             ClientFrameType.Send => await SendAsync(connection, frame),
             ClientFrameType.Presence => await PresenceAsync(connection, frame),
-            ClientFrameType.History => NotAMemberForHistory(connection, frame) ?? await HistoryAsync(connection, frame),
+            ClientFrameType.History => await HistoryAsync(connection, frame),
             _ => FrameWriter.Error(frame.Id, ErrorCodes.UnknownType, "Unknown frame type."),
         };
         if (reply is not null)
@@ -284,37 +291,17 @@ public sealed partial class ConnectionHandler
     private async Task<byte[]?> JoinAsync(ClientConnection connection, ClientFrame frame)
     {
         var room = frame.Room!;
-        var key = GrainKeys.Of(connection.Namespace, room);
-        var grain = _grains.Ref<IRoomGrain>(key);
-        if (connection.Rooms.ContainsKey(room))
+        var joined = await _dispatcher.JoinAsync(Caller.For(connection), room, frame.Since, frame.Epoch);
+        if (joined.Refused is { } refused)
         {
-            // Already a member: answer with the room's current position; nothing was missed.
-            var again = await CallAsync(connection, frame.Id, () => grain.Join(JoinRequestFor(connection, room, null, null)));
-            return again.Failure ?? FrameWriter.Joined(frame.Id, room, again.Value.Seq, again.Value.Epoch, recovered: false);
+            return ErrorFrame(frame, refused);
         }
 
-        if (connection.Rooms.Count >= _options.MaxRoomsPerConnection)
+        var (result, membership, again) = joined.Value;
+        if (again)
         {
-            return FrameWriter.Error(
-                frame.Id,
-                ErrorCodes.TooLarge,
-                $"This connection is already in {connection.Rooms.Count} rooms, the limit; leave one before joining another.");
-        }
-
-        // A leave of this room still owed from before must not undo this join.
-        _node.Settle(new OwedLeave(IsRoom: true, key, connection.Id));
-        var membership = new RoomMembership(connection, room);
-        connection.Rooms[room] = membership;
-        _node.Rooms.Add(key, membership);
-        var joined = await CallAsync(connection, frame.Id, () => grain.Join(JoinRequestFor(connection, room, frame.Since, frame.Epoch)));
-        if (joined.Failure is not null)
-        {
-            connection.Rooms.Remove(room);
-            _node.Rooms.Remove(key, membership);
-
-            // The room may have taken the join after all; take it back, without waiting.
-            _ = LeaveOrOweAsync(new OwedLeave(IsRoom: true, key, connection.Id));
-            return joined.Failure;
+            // Already a member: the room's current position; nothing was missed.
+            return FrameWriter.Joined(frame.Id, room, result.Seq, result.Epoch, recovered: false);
         }
 
         // Recovered messages, then joined, then what arrived meanwhile, then the live stream:
@@ -322,8 +309,6 @@ public sealed partial class ConnectionHandler
         // from a 1013 has missed more than its outbox holds — while live deliveries keep
         // waiting in the membership until nothing is left to catch up on. What waits there is
         // bounded by OutboxBytes: a client that does not read is closed with 1013.
-        var result = joined.Value;
-        membership.Prime(result.Activation, result.Epoch, result.Version, result.Seq);
         foreach (var message in result.Missed)
         {
             await connection.ReplyAsync(FrameWriter.Message(room, result.Epoch, message));
@@ -359,100 +344,39 @@ public sealed partial class ConnectionHandler
         return null;
     }
 
-    private JoinRequest JoinRequestFor(ClientConnection connection, string room, long? since, string? epoch) =>
-        new(connection.Id, connection.User, _node.Id, _node.Reference, connection.Policy, since, epoch);
-
-    private async Task<byte[]?> LeaveAsync(ClientConnection connection, ClientFrame frame)
+    private async Task<byte[]> LeaveAsync(ClientConnection connection, ClientFrame frame)
     {
-        var room = frame.Room!;
-        if (!connection.Rooms.Remove(room, out var membership))
-        {
-            return FrameWriter.Error(frame.Id, ErrorCodes.NotFound, $"This connection is not in room \"{room}\"; there is nothing to leave.");
-        }
-
-        var key = GrainKeys.Of(connection.Namespace, room);
-        _node.Rooms.Remove(key, membership);
-        var left = await CallAsync(connection, frame.Id, () => _grains.Ref<IRoomGrain>(key).Leave(connection.Id));
-        if (left.Failure is not null)
-        {
-            // The connection is out of the room here already; the room will hear it from the heartbeat.
-            _node.Owe(new OwedLeave(IsRoom: true, key, connection.Id));
-        }
-
-        return left.Failure ?? FrameWriter.Left(frame.Id, room);
+        var left = await _dispatcher.LeaveAsync(Caller.For(connection), frame.Room!);
+        return left.Refused is { } refused ? ErrorFrame(frame, refused) : FrameWriter.Left(frame.Id, frame.Room!);
     }
 
-    private async Task<byte[]?> PublishAsync(ClientConnection connection, ClientFrame frame)
+    private async Task<byte[]> PublishAsync(ClientConnection connection, ClientFrame frame)
     {
-        var room = frame.Room!;
-        if (!connection.Options.ClientPublish)
-        {
-            return FrameWriter.Error(frame.Id, ErrorCodes.Forbidden, $"Clients may not publish in namespace \"{connection.Namespace}\"; only the server's HTTP API may.");
-        }
-
-        if (connection.Options.RequireMembership && !connection.Rooms.ContainsKey(room))
-        {
-            return FrameWriter.Error(frame.Id, ErrorCodes.NotMember, $"Join room \"{room}\" before publishing to it.");
-        }
-
-        var grain = _grains.Ref<IRoomGrain>(GrainKeys.Of(connection.Namespace, room));
-        var published = await CallAsync(connection, frame.Id, () => grain.Publish(new PublishRequest(connection.User, frame.Data!, frame.MsgId, connection.Policy)));
-        return published.Failure ?? FrameWriter.PublishAck(frame.Id, room, published.Value.Seq);
+        var published = await _dispatcher.PublishAsync(Caller.For(connection), frame.Room!, frame.Data!, frame.MsgId);
+        return published.Refused is { } refused ? ErrorFrame(frame, refused) : FrameWriter.PublishAck(frame.Id, frame.Room!, published.Value.Seq);
     }
 
-    private async Task<byte[]?> SendAsync(ClientConnection connection, ClientFrame frame)
+    private async Task<byte[]> SendAsync(ClientConnection connection, ClientFrame frame)
     {
-        if (!connection.Options.ClientPublish)
-        {
-            return FrameWriter.Error(frame.Id, ErrorCodes.Forbidden, $"Clients may not send messages in namespace \"{connection.Namespace}\"; only the server's HTTP API may.");
-        }
-
-        var grain = _grains.Ref<IUserGrain>(GrainKeys.Of(connection.Namespace, frame.To!));
-        var message = new DirectMessage(connection.User, _time.GetUtcNow().ToUnixTimeMilliseconds(), frame.Data!);
-        var sent = await CallAsync(connection, frame.Id, () => grain.Send(message));
-        return sent.Failure ?? FrameWriter.SendAck(frame.Id, sent.Value);
+        var sent = await _dispatcher.SendAsync(Caller.For(connection), frame.To!, frame.Data!);
+        return sent.Refused is { } refused ? ErrorFrame(frame, refused) : FrameWriter.SendAck(frame.Id, sent.Value);
     }
 
-    private async Task<byte[]?> PresenceAsync(ClientConnection connection, ClientFrame frame)
+    private async Task<byte[]> PresenceAsync(ClientConnection connection, ClientFrame frame)
     {
-        var room = frame.Room!;
-        if (!connection.Options.Presence)
-        {
-            return FrameWriter.Error(frame.Id, ErrorCodes.Forbidden, $"Presence is turned off in namespace \"{connection.Namespace}\".");
-        }
-
-        if (connection.Options.PresenceRequiresMembership && !connection.Rooms.ContainsKey(room))
-        {
-            return FrameWriter.Error(frame.Id, ErrorCodes.NotMember, $"Join room \"{room}\" before asking for its presence; namespace \"{connection.Namespace}\" shows presence to members only.");
-        }
-
-        var grain = _grains.Ref<IRoomGrain>(GrainKeys.Of(connection.Namespace, room));
-        var presence = await CallAsync(connection, frame.Id, () => grain.GetPresence());
-        return presence.Failure ?? FrameWriter.Presence(frame.Id, room, presence.Value);
+        var presence = await _dispatcher.PresenceAsync(Caller.For(connection), frame.Room!);
+        return presence.Refused is { } refused ? ErrorFrame(frame, refused) : FrameWriter.Presence(frame.Id, frame.Room!, presence.Value);
     }
 
-    /// <summary>
-    /// The not_member error when the namespace shows history to members only and this
-    /// connection has not joined the room; null when the room may be asked. Checked before
-    /// any grain call, so a client cannot activate rooms by naming them.
-    /// </summary>
-    private static byte[]? NotAMemberForHistory(ClientConnection connection, ClientFrame frame) =>
-        connection.Options.HistoryRequiresMembership && !connection.Rooms.ContainsKey(frame.Room!)
-            ? FrameWriter.Error(frame.Id, ErrorCodes.NotMember, $"Join room \"{frame.Room}\" before asking for its history; namespace \"{connection.Namespace}\" shows history to members only.")
-            : null;
-
-    private async Task<byte[]?> HistoryAsync(ClientConnection connection, ClientFrame frame)
+    private async Task<byte[]> HistoryAsync(ClientConnection connection, ClientFrame frame)
     {
-        var room = frame.Room!;
-        var window = Math.Min(connection.Options.History, BrokerOptions.MaxHistoryLimit);
-        var limit = Math.Min(frame.Limit ?? window, window);
-        var grain = _grains.Ref<IRoomGrain>(GrainKeys.Of(connection.Namespace, room));
-
-        // The room cuts the page to about MaxReplyBytes (its own measure of a message), the
-        // writer to exactly that in frame bytes; either sets "more" and the client pages on.
-        var page = await CallAsync(connection, frame.Id, () => grain.GetHistory(frame.Since, limit, _options.MaxReplyBytes));
-        return page.Failure ?? FrameWriter.History(frame.Id, room, page.Value.Epoch, page.Value.Messages, page.Value.More, _options.MaxReplyBytes);
+        var page = await _dispatcher.HistoryAsync(Caller.For(connection), frame.Room!, frame.Since, frame.Limit);
+        return page.Refused is { } refused
+            ? ErrorFrame(frame, refused)
+            : FrameWriter.History(frame.Id, frame.Room!, page.Value.Epoch, page.Value.Messages, page.Value.More, _options.MaxReplyBytes);
     }
+
+    private static byte[] ErrorFrame(ClientFrame frame, CommandError refusal) => FrameWriter.Error(frame.Id, refusal.Code, refusal.Message);
 
     private async Task CleanupAsync(ClientConnection connection, string userKey)
     {
@@ -461,64 +385,22 @@ public sealed partial class ConnectionHandler
         {
             var key = GrainKeys.Of(connection.Namespace, room);
             _node.Rooms.Remove(key, membership);
-            leaves.Add(LeaveOrOweAsync(new OwedLeave(IsRoom: true, key, connection.Id)));
+            leaves.Add(_dispatcher.LeaveOrOweAsync(new OwedLeave(IsRoom: true, key, connection.Id)));
         }
 
         connection.Rooms.Clear();
         if (connection.UserGrainKnows)
         {
-            leaves.Add(LeaveOrOweAsync(new OwedLeave(IsRoom: false, userKey, connection.Id)));
+            leaves.Add(_dispatcher.LeaveOrOweAsync(new OwedLeave(IsRoom: false, userKey, connection.Id)));
         }
 
         await Task.WhenAll(leaves);
-    }
-
-    /// <summary>Tells a room or user grain a connection left; when the cluster cannot answer, the heartbeat retries.</summary>
-    private async Task LeaveOrOweAsync(OwedLeave leave)
-    {
-        try
-        {
-            await leave.SendAsync(_grains).WaitAsync(_options.ClusterCallTimeout);
-        }
-        catch (Exception ex)
-        {
-            LogLeaveOwed(_logger, leave.ConnectionId, leave.Key, ex);
-            _node.Owe(leave);
-        }
-    }
-
-    /// <summary>
-    /// Runs one cluster call for a frame. A timeout or an unreachable cluster becomes an
-    /// "unavailable" error frame, anything else "internal" (logged); the connection lives on.
-    /// </summary>
-    private async Task<CallResult<T>> CallAsync<T>(ClientConnection connection, byte[] id, Func<Task<T>> call)
-    {
-        try
-        {
-            return new CallResult<T>(await call().WaitAsync(_options.ClusterCallTimeout), null);
-        }
-        catch (Exception ex) when (ClusterErrors.IsClusterUnavailable(ex))
-        {
-            // Per frame, and a client can ask for new rooms while the silo refuses activations:
-            // counted, and detailed at Debug without a stack trace.
-            _events.Count(ClientEvent.Unavailable);
-            LogFrameUnavailable(_logger, connection.Id, ex.GetType().Name, ex.Message);
-            return new CallResult<T>(default!, FrameWriter.Error(id, ErrorCodes.Unavailable, "The cluster could not answer in time; try again."));
-        }
-        catch (Exception ex)
-        {
-            LogFrameFailed(_logger, connection.Id, ex);
-            return new CallResult<T>(default!, FrameWriter.Error(id, ErrorCodes.Internal, "The server failed to handle this frame; it has been logged."));
-        }
     }
 
     /// <summary>What a broken or misbehaving peer makes a socket throw (the receive loop returns on most of them itself).</summary>
     private static bool IsConnectionFault(Exception ex) =>
         ex is WebSocketException or IOException or OperationCanceledException or ObjectDisposedException
             or System.Net.Sockets.SocketException or MessageTooBigException;
-
-    /// <summary>A cluster call's value, or the error frame to answer with.</summary>
-    private readonly record struct CallResult<T>(T Value, byte[]? Failure);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Connection {ConnectionId} opened in namespace {Namespace} as {User}")]
     private static partial void LogConnected(ILogger logger, string connectionId, string @namespace, string user);
@@ -532,15 +414,6 @@ public sealed partial class ConnectionHandler
     [LoggerMessage(Level = LogLevel.Error, Message = "Connection {ConnectionId} failed")]
     private static partial void LogConnectionFailed(ILogger logger, string connectionId, Exception exception);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not tell {Key} that connection {ConnectionId} left; retrying with the heartbeat")]
-    private static partial void LogLeaveOwed(ILogger logger, string connectionId, string key, Exception exception);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Cluster unavailable for a frame of connection {ConnectionId}")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Cluster unavailable while connection {ConnectionId} connected: closed with 1013")]
     private static partial void LogClusterUnavailable(ILogger logger, string connectionId, Exception exception);
-
-    [LoggerMessage(Level = LogLevel.Debug, Message = "A frame of connection {ConnectionId} was answered unavailable: {ExceptionType}: {Reason}")]
-    private static partial void LogFrameUnavailable(ILogger logger, string connectionId, string exceptionType, string reason);
-
-    [LoggerMessage(Level = LogLevel.Error, Message = "A frame of connection {ConnectionId} failed")]
-    private static partial void LogFrameFailed(ILogger logger, string connectionId, Exception exception);
 }

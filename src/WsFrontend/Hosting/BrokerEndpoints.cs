@@ -83,7 +83,7 @@ public static partial class BrokerEndpoints
             {
                 using (socket)
                 {
-                    await services.GetRequiredService<ConnectionHandler>().RunAsync(socket, admitted.Namespace, admitted.Options, admitted.User, admitted.Expires, admitted.GeneratedUser);
+                    await services.GetRequiredService<ConnectionHandler>().RunAsync(socket, admitted);
                 }
             }
 

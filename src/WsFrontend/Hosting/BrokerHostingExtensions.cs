@@ -1,3 +1,4 @@
+using Broker.Frontend.Commands;
 using Broker.Frontend.Connections;
 using Broker.Frontend.Diagnostics;
 using Broker.Frontend.Options;
@@ -109,6 +110,8 @@ public static partial class BrokerHostingExtensions
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<FrontendNode>();
         builder.Services.AddSingleton<ConnectionHandler>();
+        builder.Services.AddSingleton<CommandDispatcher>();
+        builder.Services.AddSingleton<RoomAuthorizer>();
         builder.Services.AddSingleton<TokenAuthenticator>();
         builder.Services.AddSingleton<ClientEventLog>();
         builder.Services.AddHostedService(services => services.GetRequiredService<ClientEventLog>());

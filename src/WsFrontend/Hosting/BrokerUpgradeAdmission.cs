@@ -93,7 +93,7 @@ public sealed partial class BrokerUpgradeAdmission : IUpgradeAdmission
     public Task RunAsync(PipeWebSocket socket, object state)
     {
         var admitted = (Admitted)state;
-        return _handler.RunAsync(socket, admitted.Namespace, admitted.Options, admitted.User, admitted.Expires, admitted.GeneratedUser);
+        return _handler.RunAsync(socket, admitted);
     }
 
     public void Ended(PipeWebSocket socket, object state)

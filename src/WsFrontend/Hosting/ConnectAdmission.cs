@@ -14,6 +14,9 @@ public sealed record Admitted(string Namespace, NamespaceOptions Options, string
 {
     /// <summary>The connection's place under the caps (<see cref="ConnectionLimits"/>), given back when it ends.</summary>
     public ConnectionSlot Slot { get; init; }
+
+    /// <summary>The token the connection presented, validated; null for ?user= and anonymous connections.</summary>
+    public TokenIdentity? Token { get; init; }
 }
 
 /// <summary>A connect request refused, with the HTTP status and one-line body it is answered with.</summary>
@@ -61,6 +64,7 @@ public static class ConnectAdmission
         var user = request.UserQuery;
         var generated = false;
         DateTimeOffset? expires = null;
+        TokenIdentity? presented = null;
         if (token is not null)
         {
             var identity = await tokens.ValidateAsync(token);
@@ -71,6 +75,7 @@ public static class ConnectAdmission
 
             user = identity.User;
             expires = identity.Expires;
+            presented = identity;
         }
         else if (user.Length > 0)
         {
@@ -94,7 +99,7 @@ public static class ConnectAdmission
             return Refuse(StatusCodes.Status400BadRequest, $"The user name is {user.Length} characters long; the limit is {options.MaxNameLength}.");
         }
 
-        return (new Admitted(ns, nsOptions, user, expires, generated), default);
+        return (new Admitted(ns, nsOptions, user, expires, generated) { Token = presented }, default);
     }
 
     /// <summary>

@@ -1,9 +1,7 @@
 using System.Net;
 using System.Text.Json;
-using Broker.Frontend.Connections;
+using Broker.Frontend.Commands;
 using Broker.Frontend.Options;
-using Broker.Grains;
-using Broker.Grains.Models;
 using Microsoft.Extensions.Options;
 
 namespace Broker.Frontend.Hosting;
@@ -16,8 +14,6 @@ namespace Broker.Frontend.Hosting;
 /// </summary>
 public static class ServerApi
 {
-    public const string ServerUser = "server";
-
     public static WebApplication MapServerApi(this WebApplication app)
     {
         app.MapPost("/api/{ns}/rooms/{room}/publish", PublishAsync);
@@ -25,7 +21,7 @@ public static class ServerApi
         return app;
     }
 
-    private static async Task<IResult> PublishAsync(HttpContext context, string ns, string room, string? msgId, IGrainFactory grains, IOptions<BrokerOptions> options, TimeProvider time)
+    private static async Task<IResult> PublishAsync(HttpContext context, string ns, string room, string? msgId, CommandDispatcher dispatcher, IOptions<BrokerOptions> options)
     {
         var (refusal, nsOptions, data) = await ReadAsync(context, ns, room, options.Value);
         if (refusal is not null)
@@ -38,38 +34,22 @@ public static class ServerApi
             return Problem(HttpStatusCode.BadRequest, $"msgId must be 1 to {options.Value.MaxNameLength} characters.");
         }
 
-        try
-        {
-            var result = await grains.Ref<IRoomGrain>(GrainKeys.Of(ns, room))
-                .Publish(new PublishRequest(ServerUser, data!, msgId, nsOptions!.ToRoomPolicy()))
-                .WaitAsync(options.Value.ClusterCallTimeout);
-            return Results.Json(new { room, seq = result.Seq, epoch = result.Epoch, duplicate = result.Duplicate });
-        }
-        catch (Exception ex) when (ClusterErrors.IsClusterUnavailable(ex))
-        {
-            return Problem(HttpStatusCode.ServiceUnavailable, "The cluster could not answer in time; try again.");
-        }
+        var published = await dispatcher.PublishAsync(Caller.Server(ns, nsOptions!), room, data!, msgId);
+        return published.Refused is { } refused
+            ? Problem(refused)
+            : Results.Json(new { room, seq = published.Value.Seq, epoch = published.Value.Epoch, duplicate = published.Value.Duplicate });
     }
 
-    private static async Task<IResult> SendAsync(HttpContext context, string ns, string user, IGrainFactory grains, IOptions<BrokerOptions> options, TimeProvider time)
+    private static async Task<IResult> SendAsync(HttpContext context, string ns, string user, CommandDispatcher dispatcher, IOptions<BrokerOptions> options)
     {
-        var (refusal, _, data) = await ReadAsync(context, ns, user, options.Value);
+        var (refusal, nsOptions, data) = await ReadAsync(context, ns, user, options.Value);
         if (refusal is not null)
         {
             return refusal;
         }
 
-        try
-        {
-            var delivered = await grains.Ref<IUserGrain>(GrainKeys.Of(ns, user))
-                .Send(new DirectMessage(ServerUser, time.GetUtcNow().ToUnixTimeMilliseconds(), data!))
-                .WaitAsync(options.Value.ClusterCallTimeout);
-            return Results.Json(new { delivered });
-        }
-        catch (Exception ex) when (ClusterErrors.IsClusterUnavailable(ex))
-        {
-            return Problem(HttpStatusCode.ServiceUnavailable, "The cluster could not answer in time; try again.");
-        }
+        var sent = await dispatcher.SendAsync(Caller.Server(ns, nsOptions!), user, data!);
+        return sent.Refused is { } refused ? Problem(refused) : Results.Json(new { delivered = sent.Value });
     }
 
     /// <summary>Checks the caller, the namespace and the name, and reads the body as raw JSON.</summary>
@@ -129,6 +109,9 @@ public static class ServerApi
                 System.Text.Encoding.UTF8.GetBytes(header[7..]),
                 System.Text.Encoding.UTF8.GetBytes(options.ApiKey));
     }
+
+    private static IResult Problem(CommandError refusal) =>
+        Results.Json(new { error = refusal.Message, code = refusal.Code }, statusCode: refusal.HttpStatus);
 
     private static IResult Problem(HttpStatusCode status, string message) =>
         Results.Json(new { error = message }, statusCode: (int)status);

@@ -7,7 +7,11 @@ using Microsoft.IdentityModel.Tokens;
 namespace Broker.Frontend.Hosting;
 
 /// <summary>The outcome of reading a token: the user ("sub") and when the token expires, or why it was refused.</summary>
-public readonly record struct TokenIdentity(bool Valid, string User, DateTimeOffset? Expires, string Error);
+public readonly record struct TokenIdentity(bool Valid, string User, DateTimeOffset? Expires, string Error)
+{
+    /// <summary>The token's "rooms" claim (per-namespace room grants), cloned; null when it has none.</summary>
+    public System.Text.Json.JsonElement? Rooms { get; init; }
+}
 
 /// <summary>Validates bearer tokens presented at the handshake.</summary>
 public sealed class TokenAuthenticator
@@ -56,6 +60,9 @@ public sealed class TokenAuthenticator
         }
 
         DateTimeOffset? expires = jwt.ValidTo == DateTime.MinValue ? null : new DateTimeOffset(jwt.ValidTo, TimeSpan.Zero);
-        return new TokenIdentity(true, jwt.Subject, expires, string.Empty);
+        return new TokenIdentity(true, jwt.Subject, expires, string.Empty)
+        {
+            Rooms = jwt.TryGetPayloadValue<System.Text.Json.JsonElement>("rooms", out var rooms) ? rooms.Clone() : null,
+        };
     }
 }
