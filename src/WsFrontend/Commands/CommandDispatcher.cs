@@ -92,6 +92,7 @@ public sealed partial class CommandDispatcher
             return new CommandError(ErrorCodes.NotFound, $"This connection is not in room \"{room}\"; there is nothing to leave.");
         }
 
+        RoomAuthorizer.Forget(connection, room);
         var key = GrainKeys.Of(caller.Namespace, room);
         _node.Rooms.Remove(key, membership);
         var left = await CallAsync(caller, () => _grains.Ref<IRoomGrain>(key).Leave(connection.Id));
@@ -191,6 +192,32 @@ public sealed partial class CommandDispatcher
         return await CallAsync(caller, () => grain.GetHistory(since, take, _options.MaxReplyBytes));
     }
 
+    /// <summary>
+    /// Takes a new token for a connection (the <c>refresh</c> frame): the authorizer decides
+    /// whether it may (same user, valid, the connection came in with a token) and gives the
+    /// connection the new token's grants; here the expiry timer is replaced and the rooms the new
+    /// grants no longer let it join are left. Refused: nothing about the connection changes.
+    /// </summary>
+    public async Task<Outcome<RefreshOutcome>> RefreshAsync(Caller caller, string token)
+    {
+        var connection = caller.Connection ?? throw new InvalidOperationException("Only a connection refreshes a token.");
+        var taken = await _authorizer.RefreshAsync(caller, token);
+        if (taken.Refused is { } refused)
+        {
+            return refused;
+        }
+
+        connection.ExpireAt(taken.Value.Expires, _time);
+        var revoked = RoomAuthorizer.RoomsNoLongerGranted(caller);
+        foreach (var room in revoked)
+        {
+            // Out of the room here whatever the cluster says (a refused leave is owed and retried).
+            await LeaveAsync(caller, room);
+        }
+
+        return new RefreshOutcome(taken.Value.Expires, revoked);
+    }
+
     /// <summary>Tells a room or user grain a connection left; when the cluster cannot answer, the heartbeat retries.</summary>
     public async Task LeaveOrOweAsync(OwedLeave leave)
     {
@@ -249,3 +276,6 @@ public sealed partial class CommandDispatcher
 
 /// <summary>A join taken: the room's answer and the connection's membership (<c>Again</c>: it was a member already).</summary>
 public readonly record struct JoinOutcome(JoinResult Result, RoomMembership Membership, bool Again);
+
+/// <summary>A refresh taken: the new token's expiry (null: none) and the rooms the connection was made to leave.</summary>
+public readonly record struct RefreshOutcome(DateTimeOffset? Expires, IReadOnlyList<string> RoomsLeft);

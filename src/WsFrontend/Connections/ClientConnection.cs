@@ -1,4 +1,5 @@
 using System.Net.WebSockets;
+using Broker.Frontend.Commands;
 using Broker.Frontend.Diagnostics;
 using Broker.Frontend.Options;
 using Broker.Frontend.Protocol;
@@ -41,6 +42,9 @@ public sealed class ClientConnection
     private int _closeRequested;
     private WebSocketCloseStatus _closeStatus;
     private string _closeReason = string.Empty;
+    private ITimer? _expiry;
+    private DateTimeOffset? _expires;
+    private bool _expiryStopped;
 
     public ClientConnection(
         string id,
@@ -76,6 +80,67 @@ public sealed class ClientConnection
     public RoomPolicy Policy { get; }
 
     public WebSocket Socket => _socket;
+
+    /// <summary>The connection came in with a valid token (its user is verified); false for ?user= and anonymous ids.</summary>
+    public bool Verified { get; init; }
+
+    /// <summary>
+    /// What the token's "rooms" claim grants in this namespace (Authorize=Token; <see cref="RoomGrants.None"/>
+    /// elsewhere and without a token). Replaced by a refresh. Touched only by this connection's receive loop.
+    /// </summary>
+    public RoomGrants Grants { get; set; } = RoomGrants.None;
+
+    /// <summary>The authorization proxy's answers (Authorize=Proxy), made at the first question. Touched only by this connection's receive loop.</summary>
+    public ProxyAnswers? ProxyAnswers { get; set; }
+
+    /// <summary>When the connection's token expires (then it is closed with 1008); null when it never does.</summary>
+    public DateTimeOffset? Expires
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _expires;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Sets when the connection's token expires, replacing the time set before (a refresh): at
+    /// that moment the connection is closed with 1008. Null: it never expires.
+    /// </summary>
+    public void ExpireAt(DateTimeOffset? at, TimeProvider time)
+    {
+        ITimer? old;
+        lock (_gate)
+        {
+            old = _expiry;
+            _expires = at;
+            _expiry = at is { } when && !_expiryStopped
+                ? time.CreateTimer(
+                    static state => ((ClientConnection)state!).Close(CloseCodes.PolicyViolation, "The token expired; reconnect with a fresh one."),
+                    this,
+                    TimeSpan.FromTicks(Math.Max(0, (when - time.GetUtcNow()).Ticks)),
+                    Timeout.InfiniteTimeSpan)
+                : null;
+        }
+
+        old?.Dispose();
+    }
+
+    /// <summary>Stops the expiry timer for good (the connection has ended).</summary>
+    public void StopExpiry()
+    {
+        ITimer? old;
+        lock (_gate)
+        {
+            _expiryStopped = true;
+            old = _expiry;
+            _expiry = null;
+        }
+
+        old?.Dispose();
+    }
 
     /// <summary>Rooms joined (or being joined), by room name. Touched only by this connection's receive loop.</summary>
     public Dictionary<string, RoomMembership> Rooms { get; } = new(StringComparer.Ordinal);

@@ -55,16 +55,14 @@ public sealed partial class ConnectionHandler
         var connection = new ClientConnection(_node.NextConnectionId(), user, ns, nsOptions, socket, _options.OutboxFrames, _options.OutboxBytes, _options.CloseTimeout, _events)
         {
             UserGrainKnows = !generatedUser,
+            Verified = admitted.Token is not null,
+            Grants = RoomAuthorizer.GrantsFor(nsOptions, ns, admitted.Token),
         };
         var userKey = GrainKeys.Of(ns, user);
         _node.Register(connection);
-        using var expiry = expires is { } at
-            ? _time.CreateTimer(
-                _ => connection.Close(CloseCodes.PolicyViolation, "The token expired; reconnect with a fresh one."),
-                null,
-                TimeSpan.FromTicks(Math.Max(0, (at - _time.GetUtcNow()).Ticks)),
-                Timeout.InfiniteTimeSpan)
-            : null;
+
+        // A refresh replaces it (RefreshAsync); the finally stops it.
+        connection.ExpireAt(expires, _time);
         LogConnected(_logger, connection.Id, ns, user);
         try
         {
@@ -96,6 +94,7 @@ public sealed partial class ConnectionHandler
         }
         finally
         {
+            connection.StopExpiry();
             connection.Close(CloseCodes.Normal, string.Empty);
             _node.Users.Remove(userKey, connection);
             await CleanupAsync(connection, userKey);
@@ -277,6 +276,7 @@ public sealed partial class ConnectionHandler
             ClientFrameType.Send => await SendAsync(connection, frame),
             ClientFrameType.Presence => await PresenceAsync(connection, frame),
             ClientFrameType.History => await HistoryAsync(connection, frame),
+            ClientFrameType.Refresh => await RefreshAsync(connection, frame),
             _ => FrameWriter.Error(frame.Id, ErrorCodes.UnknownType, "Unknown frame type."),
         };
         if (reply is not null)
@@ -374,6 +374,27 @@ public sealed partial class ConnectionHandler
         return page.Refused is { } refused
             ? ErrorFrame(frame, refused)
             : FrameWriter.History(frame.Id, frame.Room!, page.Value.Epoch, page.Value.Messages, page.Value.More, _options.MaxReplyBytes);
+    }
+
+    /// <summary>
+    /// A new token for the connection (protocol.md v1.1 "Refreshing a token"): its expiry and
+    /// grants become the new token's. The rooms the new grants no longer let it join are left
+    /// first, each with a <c>left</c> push carrying a reason, then <c>refreshed</c> answers.
+    /// </summary>
+    private async Task<byte[]> RefreshAsync(ClientConnection connection, ClientFrame frame)
+    {
+        var refreshed = await _dispatcher.RefreshAsync(Caller.For(connection), frame.Token!);
+        if (refreshed.Refused is { } refused)
+        {
+            return ErrorFrame(frame, refused);
+        }
+
+        foreach (var room in refreshed.Value.RoomsLeft)
+        {
+            await connection.ReplyAsync(FrameWriter.LeftByServer(room, $"The refreshed token's \"rooms\" claim no longer grants \"join\" for room \"{room}\" in namespace \"{connection.Namespace}\"."));
+        }
+
+        return FrameWriter.Refreshed(frame.Id, refreshed.Value.Expires?.ToUnixTimeSeconds());
     }
 
     private static byte[] ErrorFrame(ClientFrame frame, CommandError refusal) => FrameWriter.Error(frame.Id, refusal.Code, refusal.Message);

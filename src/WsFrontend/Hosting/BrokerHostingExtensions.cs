@@ -112,6 +112,13 @@ public static partial class BrokerHostingExtensions
         builder.Services.AddSingleton<ConnectionHandler>();
         builder.Services.AddSingleton<CommandDispatcher>();
         builder.Services.AddSingleton<RoomAuthorizer>();
+        builder.Services.AddSingleton<RoomProxy>();
+
+        // The authorization proxy's client: no redirects (an answer is the URL's own), no
+        // Information line per request, and each question's own deadline (ProxyTimeout).
+        builder.Services.AddHttpClient(RoomProxy.HttpClientName, client => client.Timeout = Timeout.InfiniteTimeSpan)
+            .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = false, PooledConnectionLifetime = TimeSpan.FromMinutes(5) })
+            .RemoveAllLoggers();
         builder.Services.AddSingleton<TokenAuthenticator>();
         builder.Services.AddSingleton<ClientEventLog>();
         builder.Services.AddHostedService(services => services.GetRequiredService<ClientEventLog>());

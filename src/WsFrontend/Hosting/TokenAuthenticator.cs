@@ -62,7 +62,7 @@ public sealed class TokenAuthenticator
         DateTimeOffset? expires = jwt.ValidTo == DateTime.MinValue ? null : new DateTimeOffset(jwt.ValidTo, TimeSpan.Zero);
         return new TokenIdentity(true, jwt.Subject, expires, string.Empty)
         {
-            Rooms = jwt.TryGetPayloadValue<System.Text.Json.JsonElement>("rooms", out var rooms) ? rooms.Clone() : null,
+            Rooms = Commands.RoomGrants.ClaimOf(jwt),
         };
     }
 }

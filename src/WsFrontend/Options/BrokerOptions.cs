@@ -267,6 +267,25 @@ public sealed class BrokerOptions
                 yield return $"Broker:Namespaces:{name}:HistoryBytes must be at least 1 (History=0 keeps no history).";
             }
 
+            if (ns.Authorize == RoomAuthorization.Proxy && string.IsNullOrEmpty(ns.ProxyUrl))
+            {
+                yield return $"Broker:Namespaces:{name}:ProxyUrl must be set with Authorize=Proxy: the URL of the application's endpoint that answers who may do what in which room.";
+            }
+            else if (!string.IsNullOrEmpty(ns.ProxyUrl) && ns.ProxyUri is null)
+            {
+                yield return $"Broker:Namespaces:{name}:ProxyUrl (\"{ns.ProxyUrl}\") must be an absolute http:// or https:// URL.";
+            }
+
+            if (ns.ProxyTimeout <= TimeSpan.Zero)
+            {
+                yield return $"Broker:Namespaces:{name}:ProxyTimeout must be positive.";
+            }
+
+            if (!Enum.IsDefined(ns.Authorize))
+            {
+                yield return $"Broker:Namespaces:{name}:Authorize must be Open, Token or Proxy.";
+            }
+
             if (ns.EmptyRoomTimeout < TimeSpan.Zero || ns.EmptyRoomTimeout > TimeSpan.FromMinutes(RoomGrainIdleMinutes))
             {
                 yield return $"Broker:Namespaces:{name}:EmptyRoomTimeout must be between 0 and {RoomGrainIdleMinutes} minutes (rooms nobody calls go after that anyway).";
@@ -325,6 +344,25 @@ public sealed class NamespaceOptions
     /// <summary>Allow ?user=NAME and anonymous ids; when false a connection needs a token (HTTP 401 without one).</summary>
     public bool Anonymous { get; set; } = true;
 
+    public static readonly TimeSpan DefaultProxyTimeout = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// Who decides what a client may do in which room (protocol.md v1.1 "Authorization"):
+    /// <see cref="RoomAuthorization.Open"/> (v1: anybody connected may do anything the options
+    /// allow), <see cref="RoomAuthorization.Token"/> (the token's "rooms" claim), or
+    /// <see cref="RoomAuthorization.Proxy"/> (the application, asked over HTTP at <see cref="ProxyUrl"/>).
+    /// </summary>
+    public RoomAuthorization Authorize { get; set; } = RoomAuthorization.Open;
+
+    /// <summary>With Authorize=Proxy: the absolute http(s) URL the broker POSTs each question to.</summary>
+    public string? ProxyUrl { get; set; }
+
+    /// <summary>With Authorize=Proxy: how long the broker waits for an answer before the client gets unavailable.</summary>
+    public TimeSpan ProxyTimeout { get; set; } = DefaultProxyTimeout;
+
+    /// <summary>The validated <see cref="ProxyUrl"/> (null unless it is an absolute http or https URL).</summary>
+    internal Uri? ProxyUri => Uri.TryCreate(ProxyUrl, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps) ? uri : null;
+
     internal RoomPolicy ToRoomPolicy() => new(History, Presence, HistoryBytes, EmptyRoomTimeout);
 }
 
@@ -341,6 +379,19 @@ public sealed class EmbeddedSiloOptions
 
     /// <summary>Bounds on the memory the embedded silo's activations take (Broker:Embedded:Memory:*).</summary>
     public SiloMemoryOptions Memory { get; set; } = new();
+}
+
+/// <summary>See <see cref="NamespaceOptions.Authorize"/>. Bound case-insensitively ("token", "Token").</summary>
+public enum RoomAuthorization
+{
+    /// <summary>v1: any connected user may join any room (the namespace's other options still apply).</summary>
+    Open,
+
+    /// <summary>The token's "rooms" claim grants, per namespace and room pattern, join, publish, presence and history.</summary>
+    Token,
+
+    /// <summary>The application decides: the broker POSTs each question to the namespace's ProxyUrl.</summary>
+    Proxy,
 }
 
 /// <summary>See <see cref="BrokerOptions.SocketTransport"/>.</summary>

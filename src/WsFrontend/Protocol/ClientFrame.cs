@@ -10,6 +10,7 @@ public enum ClientFrameType
     History,
     Echo,
     Ping,
+    Refresh,
 }
 
 /// <summary>
@@ -38,6 +39,9 @@ public sealed class ClientFrame
     public string? Epoch { get; init; }
 
     public int? Limit { get; init; }
+
+    /// <summary>The new token of a refresh frame.</summary>
+    public string? Token { get; init; }
 }
 
 /// <summary>Why a frame was refused: an error code, a sentence, and the frame's id if it had a valid one.</summary>

@@ -10,6 +10,9 @@ namespace Broker.Frontend.Protocol;
 /// </summary>
 public sealed class FrameParser
 {
+    /// <summary>The longest token a refresh frame may carry, in characters (a JWT with a large claim set is a few KiB).</summary>
+    public const int MaxTokenLength = 8 * 1024;
+
     private static readonly JsonReaderOptions ReaderOptions = new() { MaxDepth = 64 };
     private readonly int _maxNameLength;
 
@@ -118,6 +121,7 @@ public sealed class FrameParser
                 case KnownField.Since: fields.Since = new RawValue(kind, raw.ToArray()); break;
                 case KnownField.Epoch: fields.Epoch = new RawValue(kind, raw.ToArray()); break;
                 case KnownField.Limit: fields.Limit = new RawValue(kind, raw.ToArray()); break;
+                case KnownField.Token: fields.Token = new RawValue(kind, raw.ToArray()); break;
                 default: break;
             }
         }
@@ -180,11 +184,12 @@ public sealed class FrameParser
             case "history": type = ClientFrameType.History; break;
             case "echo": type = ClientFrameType.Echo; break;
             case "ping": type = ClientFrameType.Ping; break;
+            case "refresh": type = ClientFrameType.Refresh; break;
             default:
                 var shown = typeName.Length > 64 ? typeName[..64] + "…" : typeName;
                 error = new FrameError(
                     ErrorCodes.UnknownType,
-                    $"Unknown frame type \"{shown}\"; the types are join, leave, publish, send, presence, history, echo and ping.",
+                    $"Unknown frame type \"{shown}\"; the types are join, leave, publish, send, presence, history, echo, ping and refresh.",
                     id);
                 return false;
         }
@@ -249,6 +254,22 @@ public sealed class FrameParser
             limit = (int)Math.Min(value, int.MaxValue);
         }
 
+        string? token = null;
+        if (type == ClientFrameType.Refresh)
+        {
+            if (!f.Token.Present || f.Token.Kind != JsonTokenType.String || (token = f.Token.AsString()).Length == 0)
+            {
+                error = new FrameError(ErrorCodes.BadRequest, "\"refresh\" needs a \"token\" field holding the new token (a non-empty string).", id);
+                return false;
+            }
+
+            if (token.Length > MaxTokenLength)
+            {
+                error = new FrameError(ErrorCodes.TooLarge, $"\"token\" is {token.Length} characters long; the limit is {MaxTokenLength}.", id);
+                return false;
+            }
+        }
+
         frame = new ClientFrame
         {
             Type = type,
@@ -260,6 +281,7 @@ public sealed class FrameParser
             Epoch = epoch,
             Limit = limit,
             Data = needsData ? f.Data.Bytes : null,
+            Token = token,
         };
         error = default;
         return true;
@@ -423,6 +445,7 @@ public sealed class FrameParser
         KnownField.Since => "since",
         KnownField.Epoch => "epoch",
         KnownField.Limit => "limit",
+        KnownField.Token => "token",
         _ => "a field",
     };
 
@@ -437,6 +460,7 @@ public sealed class FrameParser
         if (reader.ValueTextEquals("since"u8)) return KnownField.Since;
         if (reader.ValueTextEquals("epoch"u8)) return KnownField.Epoch;
         if (reader.ValueTextEquals("limit"u8)) return KnownField.Limit;
+        if (reader.ValueTextEquals("token"u8)) return KnownField.Token;
         return KnownField.Other;
     }
 
@@ -452,6 +476,7 @@ public sealed class FrameParser
         Since,
         Epoch,
         Limit,
+        Token,
     }
 
     private readonly record struct RawValue(JsonTokenType Kind, byte[] Bytes)
@@ -484,6 +509,7 @@ public sealed class FrameParser
         public RawValue Since;
         public RawValue Epoch;
         public RawValue Limit;
+        public RawValue Token;
 
         /// <summary>The first field holding a lone surrogate (in its name or anywhere in its value), if any.</summary>
         public KnownField? Malformed;

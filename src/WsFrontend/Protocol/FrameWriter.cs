@@ -51,6 +51,31 @@ public static class FrameWriter
         w.WriteString("room"u8, room);
     });
 
+    /// <summary>
+    /// A room the server took the connection out of (its refreshed token no longer grants
+    /// joining it): a <c>left</c> frame without an id, with a sentence saying why.
+    /// </summary>
+    public static byte[] LeftByServer(string room, string reason) => Write(w =>
+    {
+        Start(w, "left", []);
+        w.WriteString("room"u8, room);
+        w.WriteString("reason"u8, reason);
+    });
+
+    /// <summary>The answer to a refresh: the new token's expiry in unix seconds, or null when it has none.</summary>
+    public static byte[] Refreshed(byte[] id, long? expires) => Write(w =>
+    {
+        Start(w, "refreshed", id);
+        if (expires is { } seconds)
+        {
+            w.WriteNumber("expires"u8, seconds);
+        }
+        else
+        {
+            w.WriteNull("expires"u8);
+        }
+    });
+
     public static byte[] PublishAck(byte[] id, string room, long seq) => Write(w =>
     {
         Start(w, "ack", id);
