@@ -150,14 +150,16 @@ public sealed partial class CommandDispatcher
 
         if (!caller.IsServer)
         {
-            if (await _authorizer.AuthorizeAsync(caller, room, RoomAction.Presence) is { } refused)
-            {
-                return refused;
-            }
-
             if (caller.Options.PresenceRequiresMembership && !caller.IsMemberOf(room))
             {
                 return new CommandError(ErrorCodes.NotMember, $"Join room \"{room}\" before asking for its presence; namespace \"{caller.Namespace}\" shows presence to members only.");
+            }
+
+            // Membership first: where it is required, a non-member is refused without asking
+            // anyone (no proxy call that could not change the answer).
+            if (await _authorizer.AuthorizeAsync(caller, room, RoomAction.Presence) is { } refused)
+            {
+                return refused;
             }
         }
 
@@ -175,14 +177,16 @@ public sealed partial class CommandDispatcher
     {
         if (!caller.IsServer)
         {
-            if (await _authorizer.AuthorizeAsync(caller, room, RoomAction.History) is { } refused)
-            {
-                return refused;
-            }
-
             if (caller.Options.HistoryRequiresMembership && !caller.IsMemberOf(room))
             {
                 return new CommandError(ErrorCodes.NotMember, $"Join room \"{room}\" before asking for its history; namespace \"{caller.Namespace}\" shows history to members only.");
+            }
+
+            // Membership first: where it is required, a non-member is refused without asking
+            // anyone (no proxy call that could not change the answer).
+            if (await _authorizer.AuthorizeAsync(caller, room, RoomAction.History) is { } refused)
+            {
+                return refused;
             }
         }
 

@@ -24,6 +24,14 @@ public sealed class ProxyBrokerFixture : IAsyncLifetime
             ["Broker:Namespaces:app:ProxyTimeout"] = ProxyTimeout.ToString(),
             ["Broker:Namespaces:app:Anonymous"] = "false",
 
+            // Presence and history without membership: the backend decides them.
+            ["Broker:Namespaces:open:Authorize"] = "Proxy",
+            ["Broker:Namespaces:open:ProxyUrl"] = Backend.Url.ToString(),
+            ["Broker:Namespaces:open:ProxyTimeout"] = ProxyTimeout.ToString(),
+            ["Broker:Namespaces:open:Anonymous"] = "false",
+            ["Broker:Namespaces:open:PresenceRequiresMembership"] = "false",
+            ["Broker:Namespaces:open:HistoryRequiresMembership"] = "false",
+
             // Nothing listens there: every question fails to connect.
             ["Broker:Namespaces:down:Authorize"] = "Proxy",
             ["Broker:Namespaces:down:ProxyUrl"] = $"http://127.0.0.1:{FreePorts.Next()}/authorize",
@@ -169,22 +177,40 @@ public sealed class ProxyAuthorizationTests : IClassFixture<ProxyBrokerFixture>
     [Theory]
     [InlineData("presence")]
     [InlineData("history")]
-    public async Task PresenceAndHistory_NonMember_AskedThenNotMemberOrForbidden(string action)
+    public async Task PresenceAndHistory_NonMember_NotMemberWithoutAsking(string action)
     {
         await using var client = await _server.ConnectWithTokenAsync("app", Create("hal"));
         var allowed = Room("allow");
         var joinOnly = Room("joinonly");
 
-        // Allowed but not a member where the namespace requires membership: not_member.
+        // Not a member where the namespace requires membership: not_member, and the backend is
+        // not asked (its answer could not change that).
         AssertError(await client.Request(action, allowed), "not_member");
-        Assert.Equal(1, _backend.Count(allowed, action));
-
-        // Refused: forbidden.
-        AssertError(await client.Request(action, joinOnly), "forbidden", $"\"{action}\"");
+        AssertError(await client.Request(action, joinOnly), "not_member");
+        Assert.Equal(0, _backend.Count(allowed, action));
+        Assert.Equal(0, _backend.Count(joinOnly, action));
 
         // A member needs no answer for it.
         AssertType(await client.JoinAsync(joinOnly), "joined");
         AssertType(await client.Request(action, joinOnly), action);
+        Assert.Equal(0, _backend.Count(joinOnly, action));
+    }
+
+    [Theory]
+    [InlineData("presence")]
+    [InlineData("history")]
+    public async Task PresenceAndHistory_NonMemberWhereNotRequired_AskedOnceThenAnsweredOrForbidden(string action)
+    {
+        await using var client = await _server.ConnectWithTokenAsync("open", Create("hap"));
+        var allowed = Room("allow");
+        var joinOnly = Room("joinonly");
+
+        AssertType(await client.Request(action, allowed), action);
+        AssertType(await client.Request(action, allowed), action);
+        AssertError(await client.Request(action, joinOnly), "forbidden", $"\"{action}\"");
+        await client.AssertAliveAsync();
+
+        Assert.Equal(1, _backend.Count(allowed, action));
         Assert.Equal(1, _backend.Count(joinOnly, action));
     }
 
