@@ -1,6 +1,7 @@
 using Broker.Frontend.Connections;
 using Broker.Frontend.Diagnostics;
 using Broker.Frontend.Options;
+using Broker.Frontend.Security;
 using Broker.Transport;
 using Broker.Grains.Hosting;
 using Orleans.Configuration;
@@ -67,7 +68,9 @@ public static partial class BrokerHostingExtensions
         builder.Services.AddOptions<BrokerOptions>()
             .Bind(section)
             .ValidateOnStart();
+        builder.Services.PostConfigure<BrokerOptions>(options => options.ResolveDefaults());
         builder.Services.AddSingleton<IValidateOptions<BrokerOptions>, BrokerOptionsValidator>();
+        builder.Services.AddSingleton<IValidateOptions<BrokerOptions>, TokenKeyValidation>();
 
         var cluster = section.GetSection("Cluster").Get<BrokerClusterOptions>() ?? new BrokerClusterOptions();
         if (string.IsNullOrEmpty(cluster.Redis))
@@ -110,6 +113,7 @@ public static partial class BrokerHostingExtensions
         builder.Services.AddSingleton<FrontendNode>();
         builder.Services.AddSingleton<ConnectionHandler>();
         builder.Services.AddSingleton<TokenAuthenticator>();
+        builder.Services.AddHostedService<UnverifiedIdentityWarning>();
         builder.Services.AddSingleton<ClientEventLog>();
         builder.Services.AddHostedService(services => services.GetRequiredService<ClientEventLog>());
         builder.Services.AddSingleton<ConnectionLimits>();
