@@ -1,3 +1,4 @@
+using Broker.Frontend.Security;
 using Broker.Frontend.Connections;
 using Broker.Frontend.Hosting;
 using Broker.Frontend.Options;

@@ -51,7 +51,7 @@ public sealed partial class ConnectionHandler
     /// </summary>
     public async Task RunAsync(WebSocket socket, Admitted admitted)
     {
-        var (ns, nsOptions, user, expires, generatedUser) = admitted;
+        var (ns, nsOptions, user, expires, generatedUser, _) = admitted;
         var connection = new ClientConnection(_node.NextConnectionId(), user, ns, nsOptions, socket, _options.OutboxFrames, _options.OutboxBytes, _options.CloseTimeout, _events)
         {
             UserGrainKnows = !generatedUser,

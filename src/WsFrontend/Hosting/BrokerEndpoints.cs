@@ -1,6 +1,7 @@
 using System.Net.WebSockets;
 using Broker.Frontend.Diagnostics;
 using Broker.Frontend.Options;
+using Broker.Frontend.Security;
 using Broker.Transport;
 using Microsoft.AspNetCore.Http.Features;
 using Broker.Frontend.Connections;

@@ -2,6 +2,7 @@ using Broker.Frontend.Commands;
 using Broker.Frontend.Connections;
 using Broker.Frontend.Diagnostics;
 using Broker.Frontend.Options;
+using Broker.Frontend.Security;
 using Broker.Transport;
 using Broker.Grains.Hosting;
 using Orleans.Configuration;
@@ -68,7 +69,9 @@ public static partial class BrokerHostingExtensions
         builder.Services.AddOptions<BrokerOptions>()
             .Bind(section)
             .ValidateOnStart();
+        builder.Services.PostConfigure<BrokerOptions>(options => options.ResolveDefaults());
         builder.Services.AddSingleton<IValidateOptions<BrokerOptions>, BrokerOptionsValidator>();
+        builder.Services.AddSingleton<IValidateOptions<BrokerOptions>, TokenKeyValidation>();
 
         var cluster = section.GetSection("Cluster").Get<BrokerClusterOptions>() ?? new BrokerClusterOptions();
         if (string.IsNullOrEmpty(cluster.Redis))
@@ -120,6 +123,7 @@ public static partial class BrokerHostingExtensions
             .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = false, PooledConnectionLifetime = TimeSpan.FromMinutes(5) })
             .RemoveAllLoggers();
         builder.Services.AddSingleton<TokenAuthenticator>();
+        builder.Services.AddHostedService<UnverifiedIdentityWarning>();
         builder.Services.AddSingleton<ClientEventLog>();
         builder.Services.AddHostedService(services => services.GetRequiredService<ClientEventLog>());
         builder.Services.AddSingleton<ConnectionLimits>();

@@ -1,6 +1,7 @@
 using System.Net;
 using Broker.Frontend.Diagnostics;
 using Broker.Frontend.Options;
+using Broker.Frontend.Security;
 using Broker.Transport;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.WebUtilities;

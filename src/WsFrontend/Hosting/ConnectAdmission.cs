@@ -1,4 +1,5 @@
 using Broker.Frontend.Options;
+using Broker.Frontend.Security;
 
 namespace Broker.Frontend.Hosting;
 
@@ -9,14 +10,13 @@ namespace Broker.Frontend.Hosting;
 public readonly record struct ConnectRequest(string Path, bool IsWebSocket, bool Stopping, string? Authorization, string? Origin, string? Token, string UserQuery);
 
 /// <summary>A connect request let in: its namespace and identity.</summary>
+/// <param name="User">The connection's user: a token's sub, a ?user= name (guest:NAME where tokens are verified), or a generated anon-… id.</param>
 /// <param name="GeneratedUser">The user id was made up here (an anonymous connection without ?user=): no other connection has it.</param>
-public sealed record Admitted(string Namespace, NamespaceOptions Options, string User, DateTimeOffset? Expires, bool GeneratedUser = false)
+/// <param name="Token">The validated token (sub, expiry, rooms claim); null for a ?user= or anonymous connection.</param>
+public sealed record Admitted(string Namespace, NamespaceOptions Options, string User, DateTimeOffset? Expires, bool GeneratedUser = false, TokenIdentity? Token = null)
 {
     /// <summary>The connection's place under the caps (<see cref="ConnectionLimits"/>), given back when it ends.</summary>
     public ConnectionSlot Slot { get; init; }
-
-    /// <summary>The token the connection presented, validated; null for ?user= and anonymous connections.</summary>
-    public TokenIdentity? Token { get; init; }
 }
 
 /// <summary>A connect request refused, with the HTTP status and one-line body it is answered with.</summary>
@@ -26,6 +26,8 @@ public readonly record struct Refusal(int Status, string Message);
 /// The handshake's decisions, in protocol order (protocol.md "Connecting"): the namespace, a
 /// WebSocket request, the node not stopping, the origin, then identity — a token; else
 /// <c>?user=</c> where the namespace allows it; else an anonymous id — and the name's length.
+/// Identity (v1.1): a <c>?user=</c> name may not be reserved (<see cref="UserNames"/>, 400), and
+/// once a token key is configured it is unverified and lives apart, as <c>guest:NAME</c>.
 /// </summary>
 public static class ConnectAdmission
 {
@@ -63,34 +65,50 @@ public static class ConnectAdmission
         var token = BearerToken(request.Authorization) ?? request.Token;
         var user = request.UserQuery;
         var generated = false;
-        DateTimeOffset? expires = null;
-        TokenIdentity? presented = null;
+        TokenIdentity? identity = null;
         if (token is not null)
         {
-            var identity = await tokens.ValidateAsync(token);
-            if (!identity.Valid)
+            var validated = await tokens.ValidateAsync(token);
+            if (!validated.Valid)
             {
-                return Refuse(StatusCodes.Status401Unauthorized, identity.Error);
+                return Refuse(StatusCodes.Status401Unauthorized, validated.Error);
             }
 
-            user = identity.User;
-            expires = identity.Expires;
-            presented = identity;
+            user = validated.User;
+            identity = validated;
         }
         else if (user.Length > 0)
         {
-            if (!nsOptions.Anonymous)
+            if (UserNames.IsReserved(user))
+            {
+                return Refuse(StatusCodes.Status400BadRequest, UserNames.ReservedMessage);
+            }
+
+            if (!nsOptions.AllowsAnonymous)
             {
                 return Refuse(StatusCodes.Status401Unauthorized, $"Namespace \"{ns}\" does not accept ?user=; present a token.");
             }
+
+            if (options.Jwt.AnyKeyConfigured)
+            {
+                // Unverified names never share a user with verified ones: ?user=alice cannot
+                // receive what is sent to the token-holding alice.
+                var limit = options.MaxNameLength - UserNames.GuestPrefix.Length;
+                if (user.Length > limit)
+                {
+                    return Refuse(StatusCodes.Status400BadRequest, $"The user name is {user.Length} characters long; the limit is {Math.Max(limit, 0)} (it becomes \"{UserNames.GuestPrefix}NAME\").");
+                }
+
+                user = UserNames.Guest(user);
+            }
         }
-        else if (!nsOptions.Anonymous)
+        else if (!nsOptions.AllowsAnonymous)
         {
             return Refuse(StatusCodes.Status401Unauthorized, $"Namespace \"{ns}\" needs a token (Authorization: Bearer or ?token=).");
         }
         else
         {
-            user = "anon-" + Guid.NewGuid().ToString("N")[..12];
+            user = UserNames.NewAnonymous();
             generated = true;
         }
 
@@ -99,7 +117,7 @@ public static class ConnectAdmission
             return Refuse(StatusCodes.Status400BadRequest, $"The user name is {user.Length} characters long; the limit is {options.MaxNameLength}.");
         }
 
-        return (new Admitted(ns, nsOptions, user, expires, generated) { Token = presented }, default);
+        return (new Admitted(ns, nsOptions, user, identity?.Expires, generated, identity), default);
     }
 
     /// <summary>

@@ -117,7 +117,7 @@ public sealed class BrokerOptions
     /// <summary>How often the front-end restates its members to their rooms and users (keeps them active, rebuilds lost state).</summary>
     public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>JWT identity: a token's "sub" is the user (protocol.md "Connecting").</summary>
+    /// <summary>JWT identity: a token's "sub" is the user (protocol.md "Connecting", v1.1 "Identity").</summary>
     public JwtOptions Jwt { get; set; } = new();
 
     /// <summary>Key for the server HTTP API (Authorization: Bearer KEY); unset serves loopback callers only.</summary>
@@ -180,6 +180,19 @@ public sealed class BrokerOptions
     /// <summary>How often the counts of client-caused events (refusals, timeouts, protocol violations, resets) are logged, in one Information line, when any occurred.</summary>
     public TimeSpan ClientEventLogInterval { get; set; } = DefaultClientEventLogInterval;
 
+    /// <summary>
+    /// Settles the defaults that depend on other options, once they are all bound (registered as a
+    /// post-configure step): a namespace's Anonymous is off by default once a token key is set.
+    /// </summary>
+    public void ResolveDefaults()
+    {
+        var keyed = Jwt.AnyKeyConfigured;
+        foreach (var ns in Namespaces.Values)
+        {
+            ns.ResolveAnonymousDefault(keyed);
+        }
+    }
+
     public NamespaceOptions? FindNamespace(string name) =>
         Namespaces.TryGetValue(name, out var ns) && ns.Enabled ? ns : null;
 
@@ -230,9 +243,9 @@ public sealed class BrokerOptions
             yield return "Broker:LeaseTtl must be at least twice LeaseInterval, or a healthy front-end may be declared lost.";
         }
 
-        if (!string.IsNullOrEmpty(Jwt.SigningKey) && System.Text.Encoding.UTF8.GetByteCount(Jwt.SigningKey) < 32)
+        foreach (var problem in Jwt.Validate($"{SectionName}:Jwt"))
         {
-            yield return "Broker:Jwt:SigningKey must be at least 32 bytes long.";
+            yield return problem;
         }
 
         foreach (var problem in Embedded.Memory.Validate($"{SectionName}:Embedded:Memory"))
@@ -341,8 +354,22 @@ public sealed class NamespaceOptions
     /// </summary>
     public bool HistoryRequiresMembership { get; set; } = true;
 
-    /// <summary>Allow ?user=NAME and anonymous ids; when false a connection needs a token (HTTP 401 without one).</summary>
-    public bool Anonymous { get; set; } = true;
+    /// <summary>
+    /// Allow ?user=NAME and anonymous ids; when false a connection needs a token (HTTP 401
+    /// without one). Unset: on while no token key is configured (development), off once one is
+    /// (protocol.md v1.1 "Identity"). Read <see cref="AllowsAnonymous"/>, the resolved value.
+    /// </summary>
+    public bool? Anonymous { get; set; }
+
+    /// <summary>
+    /// Whether this namespace takes ?user=NAME and anonymous ids: <see cref="Anonymous"/> where
+    /// configured, else the default resolved at start-up (<see cref="BrokerOptions.ResolveDefaults"/>).
+    /// </summary>
+    public bool AllowsAnonymous => Anonymous ?? _anonymousByDefault;
+
+    private bool _anonymousByDefault = true;
+
+    internal void ResolveAnonymousDefault(bool tokenKeyConfigured) => _anonymousByDefault = !tokenKeyConfigured;
 
     public static readonly TimeSpan DefaultProxyTimeout = TimeSpan.FromSeconds(2);
 

@@ -38,6 +38,10 @@ public sealed class JwtTests : IAsyncLifetime
             configure: o => o.SetRequestHeader("Authorization", "Bearer " + Token("dave")));
 
         Assert.Equal("dave", client.User);
+
+        // Without the token the same ?user= is refused: with a key configured, the shipped
+        // namespaces take verified users only (protocol.md v1.1 "Identity").
+        Assert.Equal(HttpStatusCode.Unauthorized, await HandshakeStatusAsync(_server.Ws("/chat?user=mallory")));
     }
 
     [Theory]
