@@ -22,6 +22,7 @@ namespace Broker.Frontend.Connections;
 public sealed class ClientConnection
 {
     private readonly WebSocket _socket;
+    private Commands.Caller? _caller;
     private Queue<byte[]>? _outbox;
     private readonly int _outboxFrames;
     private readonly long _outboxBytes;
@@ -78,6 +79,9 @@ public sealed class ClientConnection
     public NamespaceOptions Options { get; }
 
     public RoomPolicy Policy { get; }
+
+    /// <summary>This connection as the dispatcher's caller: made once, not per frame.</summary>
+    public Commands.Caller Caller => _caller ??= Commands.Caller.For(this);
 
     public WebSocket Socket => _socket;
 

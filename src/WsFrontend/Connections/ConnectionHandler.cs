@@ -291,7 +291,7 @@ public sealed partial class ConnectionHandler
     private async Task<byte[]?> JoinAsync(ClientConnection connection, ClientFrame frame)
     {
         var room = frame.Room!;
-        var joined = await _dispatcher.JoinAsync(Caller.For(connection), room, frame.Since, frame.Epoch);
+        var joined = await _dispatcher.JoinAsync(connection.Caller, room, frame.Since, frame.Epoch);
         if (joined.Refused is { } refused)
         {
             return ErrorFrame(frame, refused);
@@ -346,31 +346,31 @@ public sealed partial class ConnectionHandler
 
     private async Task<byte[]> LeaveAsync(ClientConnection connection, ClientFrame frame)
     {
-        var left = await _dispatcher.LeaveAsync(Caller.For(connection), frame.Room!);
+        var left = await _dispatcher.LeaveAsync(connection.Caller, frame.Room!);
         return left.Refused is { } refused ? ErrorFrame(frame, refused) : FrameWriter.Left(frame.Id, frame.Room!);
     }
 
     private async Task<byte[]> PublishAsync(ClientConnection connection, ClientFrame frame)
     {
-        var published = await _dispatcher.PublishAsync(Caller.For(connection), frame.Room!, frame.Data!, frame.MsgId);
+        var published = await _dispatcher.PublishAsync(connection.Caller, frame.Room!, frame.Data!, frame.MsgId);
         return published.Refused is { } refused ? ErrorFrame(frame, refused) : FrameWriter.PublishAck(frame.Id, frame.Room!, published.Value.Seq);
     }
 
     private async Task<byte[]> SendAsync(ClientConnection connection, ClientFrame frame)
     {
-        var sent = await _dispatcher.SendAsync(Caller.For(connection), frame.To!, frame.Data!);
+        var sent = await _dispatcher.SendAsync(connection.Caller, frame.To!, frame.Data!);
         return sent.Refused is { } refused ? ErrorFrame(frame, refused) : FrameWriter.SendAck(frame.Id, sent.Value);
     }
 
     private async Task<byte[]> PresenceAsync(ClientConnection connection, ClientFrame frame)
     {
-        var presence = await _dispatcher.PresenceAsync(Caller.For(connection), frame.Room!);
+        var presence = await _dispatcher.PresenceAsync(connection.Caller, frame.Room!);
         return presence.Refused is { } refused ? ErrorFrame(frame, refused) : FrameWriter.Presence(frame.Id, frame.Room!, presence.Value);
     }
 
     private async Task<byte[]> HistoryAsync(ClientConnection connection, ClientFrame frame)
     {
-        var page = await _dispatcher.HistoryAsync(Caller.For(connection), frame.Room!, frame.Since, frame.Limit);
+        var page = await _dispatcher.HistoryAsync(connection.Caller, frame.Room!, frame.Since, frame.Limit);
         return page.Refused is { } refused
             ? ErrorFrame(frame, refused)
             : FrameWriter.History(frame.Id, frame.Room!, page.Value.Epoch, page.Value.Messages, page.Value.More, _options.MaxReplyBytes);
@@ -383,7 +383,7 @@ public sealed partial class ConnectionHandler
     /// </summary>
     private async Task<byte[]> RefreshAsync(ClientConnection connection, ClientFrame frame)
     {
-        var refreshed = await _dispatcher.RefreshAsync(Caller.For(connection), frame.Token!);
+        var refreshed = await _dispatcher.RefreshAsync(connection.Caller, frame.Token!);
         if (refreshed.Refused is { } refused)
         {
             return ErrorFrame(frame, refused);
