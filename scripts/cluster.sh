@@ -66,7 +66,7 @@ start_frontend() { # N
     --node-id "fe-$n" --Broker:MaxConnectionsPerIp=0 >"$dir/$name.log" 2>&1 &
   echo $! >"$dir/$name.pid"
   wait_healthy "$name" "http://127.0.0.1:$((8000 + n))/healthz"
-  echo "front-end $n: ws://127.0.0.1:$((8000 + n))/chat"
+  echo "front-end $n: ws://127.0.0.1:$((8000 + n))/chat, server API http://127.0.0.1:$((8000 + n))/api/… (its own port: nginx does not forward /api)"
 }
 
 write_nginx_conf() {

@@ -27,4 +27,13 @@ public interface IFrontendObserver : IGrainObserver
     /// <summary>This front-end's connections of a user: how a new user activation rebuilds itself.</summary>
     [Alias("GetUserConnections")]
     Task<ImmutableArray<string>> GetUserConnections(string ns, string user);
+
+    /// <summary>
+    /// Closes this front-end's connections of a user (policy violation, 1008, with the reason
+    /// given: at most 123 bytes of UTF-8) and returns how many it closed. Added in v1.1 for the
+    /// server API's disconnect: a front-end of an older version does not know this call, and
+    /// the caller counts it as closing nothing (docs/operations.md, "Rolling upgrades").
+    /// </summary>
+    [Alias("CloseUserConnections")]
+    Task<int> CloseUserConnections(string ns, string user, string reason);
 }

@@ -23,4 +23,12 @@ public interface IUserGrain : IFrontendWatcher
     /// <summary>A front-end restates the user's connections it holds (additive, like rooms).</summary>
     [Alias("SyncFrontend")]
     Task SyncFrontend(string frontendId, IFrontendObserver frontend, ImmutableArray<string> connectionIds);
+
+    /// <summary>
+    /// Closes the user's connections on every live front-end (1008, with <paramref name="reason"/>)
+    /// and returns how many were closed. Every front-end the registry lists is asked, not only
+    /// those this activation knows of: the front-ends are the truth about their own sockets.
+    /// </summary>
+    [Alias("CloseConnections")]
+    Task<int> CloseConnections(string reason);
 }

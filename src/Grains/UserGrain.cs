@@ -25,6 +25,9 @@ public sealed partial class UserGrain : Grain, IUserGrain
     /// <summary>How long the first direct message of an activation waits for the connections to be rebuilt.</summary>
     private static readonly TimeSpan FirstSendRebuildWait = TimeSpan.FromSeconds(2);
 
+    /// <summary>How long <see cref="CloseConnections"/> waits for one front-end's answer before counting it as closing nothing.</summary>
+    internal static readonly TimeSpan FrontendCloseTimeout = TimeSpan.FromSeconds(2);
+
     public UserGrain(ILogger<UserGrain> logger, IActivationGate gate)
     {
         _logger = logger;
@@ -94,6 +97,25 @@ public sealed partial class UserGrain : Grain, IUserGrain
 
         FrontendMembership.Watch(GrainFactory, frontendId, SelfReference<IFrontendWatcher>.Of(this, GrainFactory));
         return Task.CompletedTask;
+    }
+
+    public async Task<int> CloseConnections(string reason)
+    {
+        ThrowIfRefused();
+
+        // Every live front-end, not only the ones this activation knows: an activation rebuilt
+        // after a failover, or one made for a generated id, may not know them all yet, and a
+        // front-end that holds none of the user's connections answers 0 at once.
+        var frontends = await GrainFactory.Ref<IFrontendRegistryGrain>(IFrontendRegistryGrain.Key).GetLive().WaitAsync(FrontendMembership.RegistryTimeout);
+        var closed = await Task.WhenAll(frontends.Select(frontend => CloseOnAsync(frontend, reason)));
+        if (_frontendByConnection.Count == 0)
+        {
+            // Activated for this call alone: nothing to keep (the closed connections' own
+            // Disconnect calls find their way here on their own, and end it when drained).
+            this.DeactivateOnIdle();
+        }
+
+        return closed.Sum();
     }
 
     public Task FrontendLost(string frontendId)
@@ -183,6 +205,23 @@ public sealed partial class UserGrain : Grain, IUserGrain
             },
             CancellationToken.None);
 
+    /// <summary>
+    /// One front-end's closings; one that fails or does not answer in time (a dead front-end, or
+    /// one of a version without the call, during a rolling upgrade) counts as closing none.
+    /// </summary>
+    private async Task<int> CloseOnAsync(FrontendLease frontend, string reason)
+    {
+        try
+        {
+            return await frontend.Frontend.CloseUserConnections(_namespace, _user, reason).WaitAsync(FrontendCloseTimeout);
+        }
+        catch (Exception ex)
+        {
+            LogCloseSkipped(_logger, frontend.FrontendId, _namespace, _user, ex.GetType().Name, ex.Message);
+            return 0;
+        }
+    }
+
     private Task SendAsync(IFrontendObserver observer, ImmutableArray<DirectMessage> messages) =>
         observer.DeliverDirect(new DirectDelivery(_namespace, _user, messages));
 
@@ -197,6 +236,9 @@ public sealed partial class UserGrain : Grain, IUserGrain
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Direct messages for {Namespace}/{User} to front-end {FrontendId} were lost ({Error})")]
     private static partial void LogDeliveryFailed(ILogger logger, string frontendId, string @namespace, string user, string error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Front-end {FrontendId} did not close the connections of {Namespace}/{User}: {ExceptionType}: {Reason}")]
+    private static partial void LogCloseSkipped(ILogger logger, string frontendId, string @namespace, string user, string exceptionType, string reason);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Front-end {FrontendId} did not take direct messages for {Namespace}/{User}; its connections were dropped")]
     private static partial void LogFrontendFailed(ILogger logger, string frontendId, string @namespace, string user, Exception exception);

@@ -95,6 +95,59 @@ public sealed class UserGrainTests(ClusterFixture fixture) : GrainTestBase(fixtu
         }
     }
 
+    [Fact]
+    public async Task CloseConnections_ConnectionsOnTwoFrontendsOneUnknownToTheGrain_AsksEveryLiveFrontendAndSumsTheirCounts()
+    {
+        var key = NewKey("user");
+        var a = await LiveFrontendAsync("a");
+        var b = await LiveFrontendAsync("b");
+        a.UserConnections[key] = ["c1", "c2"];
+        b.UserConnections[key] = ["c3"];
+
+        // The grain was told of one connection on a; b's it never heard of (a generated id, a rebuilt activation).
+        await User(key).Connect(new UserConnection("c1", a.Id, a.Reference));
+        var closed = await User(key).CloseConnections("Banned for spam.");
+
+        Assert.Equal(3, closed);
+        Assert.Contains((key, "Banned for spam."), a.Closings);
+        Assert.Contains((key, "Banned for spam."), b.Closings);
+    }
+
+    [Fact]
+    public async Task CloseConnections_OneFrontendDoesNotAnswer_TheOthersStillCounted()
+    {
+        var key = NewKey("user");
+        var answering = await LiveFrontendAsync("answering");
+        answering.UserConnections[key] = ["c1"];
+        var registry = Client.GetGrain<IFrontendRegistryGrain>(IFrontendRegistryGrain.Key);
+        var silent = new RecordingFrontend($"fe-silent-{Guid.NewGuid():N}");
+        silent.Reference = Client.CreateObjectReference<IFrontendObserver>(silent);
+        silent.UserConnections[key] = ["c2"];
+        await registry.Renew(new FrontendLease(silent.Id, silent.Reference, TimeSpan.FromHours(1), KnownFrontends: 0));
+
+        // Its object is gone, its lease not yet: calls to it fail or time out.
+        Client.DeleteObjectReference<IFrontendObserver>(silent.Reference);
+        try
+        {
+            var closed = await User(key).CloseConnections("Bye.");
+
+            Assert.Equal(1, closed);
+            Assert.Empty(silent.Closings);
+        }
+        finally
+        {
+            await registry.Leave(silent.Id);
+        }
+    }
+
+    /// <summary>A front-end whose lease the registry holds before the test goes on.</summary>
+    private async Task<RecordingFrontend> LiveFrontendAsync(string name)
+    {
+        var frontend = NewFrontend(name);
+        await Client.GetGrain<IFrontendRegistryGrain>(IFrontendRegistryGrain.Key).Renew(new FrontendLease(frontend.Id, frontend.Reference, TimeSpan.FromHours(1), KnownFrontends: 0));
+        return frontend;
+    }
+
     private static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout, string what)
     {
         var deadline = DateTime.UtcNow + timeout;

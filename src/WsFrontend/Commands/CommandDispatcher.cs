@@ -268,6 +268,25 @@ public sealed partial class CommandDispatcher
         }
     }
 
+    // ---- Server API only (v1.1 "Server HTTP API") ----
+
+    /// <summary>
+    /// Closes every connection of <paramref name="user"/> in the caller's namespace, on every
+    /// front-end, with 1008 and <paramref name="reason"/> (at most 123 bytes of UTF-8, the room a
+    /// close frame has); the count is of the connections closed. Through the user's grain, which
+    /// asks every live front-end: a connection that opens while this runs may stay open.
+    /// </summary>
+    public Task<Outcome<int>> DisconnectUserAsync(Caller caller, string user, string reason)
+    {
+        if (!caller.IsServer)
+        {
+            throw new InvalidOperationException("Only the server API disconnects users.");
+        }
+
+        var grain = _grains.Ref<IUserGrain>(GrainKeys.Of(caller.Namespace, user));
+        return CallAsync(caller, () => grain.CloseConnections(reason));
+    }
+
     [LoggerMessage(Level = LogLevel.Warning, Message = "Could not tell {Key} that connection {ConnectionId} left; retrying with the heartbeat")]
     private static partial void LogLeaveOwed(ILogger logger, string connectionId, string key, Exception exception);
 

@@ -9,6 +9,8 @@ public sealed record CommandError(string Code, string Message)
     public int HttpStatus => Code switch
     {
         ErrorCodes.BadRequest => StatusCodes.Status400BadRequest,
+        ErrorCodes.Unauthorized => StatusCodes.Status401Unauthorized,
+        ErrorCodes.UnsupportedMediaType => StatusCodes.Status415UnsupportedMediaType,
         ErrorCodes.Forbidden => StatusCodes.Status403Forbidden,
         ErrorCodes.NotFound => StatusCodes.Status404NotFound,
         ErrorCodes.NotMember => StatusCodes.Status409Conflict,

@@ -80,6 +80,32 @@ public sealed partial class FrontendObserver : IFrontendObserver
         return Task.FromResult(connections.Select(c => c.Id).ToImmutableArray());
     }
 
+    /// <summary>
+    /// Starts closing every local connection of the user that is not closing already (1008,
+    /// frames still queued for it dropped) and returns at once with their number: each
+    /// connection's handler then leaves its rooms and its user grain as on any close, and that
+    /// grain may be the caller waiting for this answer.
+    /// </summary>
+    public Task<int> CloseUserConnections(string ns, string user, string reason)
+    {
+        var closed = 0;
+        foreach (var connection in _users.Get(GrainKeys.Of(ns, user)))
+        {
+            if (!connection.IsClosing)
+            {
+                connection.Close(CloseCodes.PolicyViolation, reason, dropPending: true);
+                closed++;
+            }
+        }
+
+        if (closed > 0)
+        {
+            LogUserDisconnected(_logger, ns, user, closed);
+        }
+
+        return Task.FromResult(closed);
+    }
+
     public Task DeliverDirect(DirectDelivery delivery)
     {
         var connections = _users.Get(GrainKeys.Of(delivery.Namespace, delivery.User));
@@ -208,6 +234,9 @@ public sealed partial class FrontendObserver : IFrontendObserver
 
     /// <summary>An event as offered to each member; member events skip the user they are about.</summary>
     private sealed record Offered(string Activation, string Epoch, long Version, long Seq, byte[] Frame, string? ExceptUser);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Closed {Count} connections of {Namespace}/{User} for the server API")]
+    private static partial void LogUserDisconnected(ILogger logger, string @namespace, string user, int count);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Could not fetch messages {From}..{UpTo} of room {Namespace}/{Room} to fill a gap")]
     private static partial void LogGapFillFailed(ILogger logger, string @namespace, string room, long from, long upTo, Exception exception);

@@ -34,6 +34,7 @@ public static partial class BrokerEndpoints
                     : Results.Json(new { status = "no cluster", node = node.Id }, statusCode: StatusCodes.Status503ServiceUnavailable));
         app.Map("/echo", (HttpContext context) => EchoAsync(context, options));
         app.MapServerApi();
+        app.MapOpenApi().ExcludeFromDescription();
         app.Map("/{**path}", NamespaceAsync);
         return app;
     }

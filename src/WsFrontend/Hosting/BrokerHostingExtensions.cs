@@ -127,6 +127,13 @@ public static partial class BrokerHostingExtensions
         builder.Services.AddSingleton<ClientEventLog>();
         builder.Services.AddHostedService(services => services.GetRequiredService<ClientEventLog>());
         builder.Services.AddSingleton<ConnectionLimits>();
+        builder.Services.AddSingleton<ServerApiGuard>();
+        builder.Services.AddSingleton<ClusterInfo>();
+        builder.Services.AddServerApiDocument();
+
+        // Numbers are numbers: the web default also reads them from strings, and the OpenAPI
+        // document would then say "integer or string" for every count and seq.
+        builder.Services.ConfigureHttpJsonOptions(json => json.SerializerOptions.NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.Strict);
         builder.Services.AddSingleton<IUpgradeAdmission, BrokerUpgradeAdmission>();
         builder.Services.AddSingleton(services => new WebSocketUpgrader(
             BrokerUpgradeAdmission.UpgradeOptions(

@@ -69,7 +69,7 @@ public sealed partial class FrontendHeartbeat : BackgroundService
     {
         try
         {
-            var lease = new FrontendLease(_node.Id, _node.Reference, _options.LeaseTtl, Volatile.Read(ref _knownFrontends));
+            var lease = new FrontendLease(_node.Id, _node.Reference, _options.LeaseTtl, Volatile.Read(ref _knownFrontends), _node.ConnectionCount);
             var renewed = await registry.Renew(lease).WaitAsync(_options.LeaseTtl, stoppingToken);
             Volatile.Write(ref _knownFrontends, renewed.LiveFrontends);
             if (renewed.Fresh)

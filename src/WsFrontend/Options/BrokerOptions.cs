@@ -120,8 +120,17 @@ public sealed class BrokerOptions
     /// <summary>JWT identity: a token's "sub" is the user (protocol.md "Connecting", v1.1 "Identity").</summary>
     public JwtOptions Jwt { get; set; } = new();
 
-    /// <summary>Key for the server HTTP API (Authorization: Bearer KEY); unset serves loopback callers only.</summary>
+    /// <summary>
+    /// Key for the server HTTP API (Authorization: Bearer KEY), at least <see cref="MinApiKeyLength"/>
+    /// characters; unset serves direct loopback callers only (no Forwarded or X-Forwarded-For header).
+    /// </summary>
     public string? ApiKey { get; set; }
+
+    /// <summary>The shortest ApiKey accepted: 16 random characters are out of reach of guessing.</summary>
+    public const int MinApiKeyLength = 16;
+
+    /// <summary>First path segments the broker serves itself, so no namespace may take them.</summary>
+    public static readonly string[] ReservedNamespaceNames = ["echo", "healthz", "api", "openapi"];
 
     /// <summary>How often the front-end renews its lease with the cluster.</summary>
     public TimeSpan LeaseInterval { get; set; } = TimeSpan.FromSeconds(2);
@@ -248,6 +257,11 @@ public sealed class BrokerOptions
             yield return problem;
         }
 
+        if (!string.IsNullOrEmpty(ApiKey) && (ApiKey.Length < MinApiKeyLength || ApiKey.Any(char.IsWhiteSpace)))
+        {
+            yield return $"Broker:ApiKey must be at least {MinApiKeyLength} characters, without spaces (or unset: loopback callers only).";
+        }
+
         foreach (var problem in Embedded.Memory.Validate($"{SectionName}:Embedded:Memory"))
         {
             yield return problem;
@@ -265,9 +279,9 @@ public sealed class BrokerOptions
 
         foreach (var (name, ns) in Namespaces)
         {
-            if (name.Length == 0 || name.Contains('/') || name == "echo" || name == "healthz" || name == "api")
+            if (name.Length == 0 || name.Contains('/') || ReservedNamespaceNames.Contains(name))
             {
-                yield return $"Broker:Namespaces:{name} is not a valid namespace name (no '/', and not echo, healthz or api).";
+                yield return $"Broker:Namespaces:{name} is not a valid namespace name (no '/', and not {string.Join(", ", ReservedNamespaceNames)}: those paths are the broker's own).";
             }
 
             if (ns.History < 0)

@@ -29,4 +29,10 @@ public static class ErrorCodes
 
     /// <summary>An unexpected failure on the server; it is logged.</summary>
     public const string Internal = "internal";
+
+    /// <summary>Server HTTP API only: the API key is missing or wrong, or (without a key) the caller is not a direct loopback caller.</summary>
+    public const string Unauthorized = "unauthorized";
+
+    /// <summary>Server HTTP API only: a request body, or a POST, whose Content-Type is not JSON.</summary>
+    public const string UnsupportedMediaType = "unsupported_media_type";
 }

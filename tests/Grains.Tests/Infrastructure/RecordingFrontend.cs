@@ -54,6 +54,22 @@ public sealed class RecordingFrontend : IFrontendObserver
         }
     }
 
+    /// <summary>Every CloseUserConnections call: the user key and the reason.</summary>
+    public List<(string UserKey, string Reason)> Closings { get; } = [];
+
+    /// <summary>Answers the number of connections <see cref="UserConnections"/> lists for the user, and forgets them.</summary>
+    public Task<int> CloseUserConnections(string ns, string user, string reason)
+    {
+        lock (_gate)
+        {
+            var key = GrainKeys.Of(ns, user);
+            Closings.Add((key, reason));
+            var count = UserConnections.GetValueOrDefault(key, []).Length;
+            UserConnections.Remove(key);
+            return Task.FromResult(count);
+        }
+    }
+
     public Task DeliverRoom(RoomDelivery delivery)
     {
         Record(() => _roomDeliveries.Add(delivery));
