@@ -12,16 +12,11 @@ public sealed class StartupWarningTests
     public async Task Start_NoKey_OneWarningNamingTheOptions()
     {
         var logs = new LogCapture();
-        var app = await StartAsync(new Dictionary<string, string?>(), logs);
-        try
+        await using (var server = await BrokerServer.StartAsync(logs: logs))
         {
             // Connections do not repeat it.
-            await using var client = await TestClient.ConnectAsync(Ws(app, "/chat?user=alice"));
+            await using var client = await TestClient.ConnectAsync(server.Ws("/chat?user=alice"));
             Assert.Equal("alice", client.User);
-        }
-        finally
-        {
-            await StopAsync(app);
         }
 
         var warning = Assert.Single(logs.WithEventId(UnverifiedIdentityEventId));
@@ -34,50 +29,9 @@ public sealed class StartupWarningTests
     public async Task Start_WithKey_NoWarning()
     {
         var logs = new LogCapture();
-        await StopAsync(await StartAsync(new Dictionary<string, string?> { ["Broker:Jwt:SigningKey"] = TestTokens.HmacKey }, logs));
+        await (await BrokerServer.StartAsync(new Dictionary<string, string?> { ["Broker:Jwt:SigningKey"] = TestTokens.HmacKey }, logs)).DisposeAsync();
 
         Assert.Empty(logs.WithEventId(UnverifiedIdentityEventId));
         Assert.DoesNotContain(logs.Entries, e => e.Level >= LogLevel.Warning && e.Category.StartsWith("Broker", StringComparison.Ordinal));
-    }
-
-    /// <summary>A broker wired as <see cref="BrokerServer"/> wires it, with the log capture in place before start.</summary>
-    private static async Task<WebApplication> StartAsync(Dictionary<string, string?> settings, LogCapture logs)
-    {
-        var builder = WebApplication.CreateBuilder(new WebApplicationOptions
-        {
-            ContentRootPath = AppContext.BaseDirectory,
-            EnvironmentName = "Testing",
-        });
-        var config = new Dictionary<string, string?>
-        {
-            ["urls"] = "http://127.0.0.1:0",
-            ["Broker:Embedded:SiloPort"] = FreePorts.Next().ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["Logging:LogLevel:Default"] = "Warning",
-        };
-        foreach (var (key, value) in settings)
-        {
-            config[key] = value;
-        }
-
-        builder.Configuration.AddInMemoryCollection(config);
-        builder.AddBrokerFrontend();
-        builder.Logging.AddProvider(logs);
-        var app = builder.Build();
-        app.MapBroker();
-        await app.StartAsync();
-        return app;
-    }
-
-    private static async Task StopAsync(WebApplication app)
-    {
-        await app.StopAsync();
-        await app.DisposeAsync();
-    }
-
-    private static Uri Ws(WebApplication app, string pathAndQuery)
-    {
-        var address = app.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>()
-            .Features.Get<Microsoft.AspNetCore.Hosting.Server.Features.IServerAddressesFeature>()!.Addresses.First();
-        return new Uri(address.Replace("http://", "ws://", StringComparison.Ordinal).TrimEnd('/') + pathAndQuery);
     }
 }

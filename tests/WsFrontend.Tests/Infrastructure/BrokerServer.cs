@@ -27,7 +27,8 @@ public sealed class BrokerServer : IAsyncDisposable
 
     public FrontendNode Node => _app.Services.GetRequiredService<FrontendNode>();
 
-    public static async Task<BrokerServer> StartAsync(IDictionary<string, string?>? settings = null)
+    /// <param name="logs">Where the host's logs also go (a test's capture), from before the host starts.</param>
+    public static async Task<BrokerServer> StartAsync(IDictionary<string, string?>? settings = null, ILoggerProvider? logs = null)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions
         {
@@ -47,6 +48,11 @@ public sealed class BrokerServer : IAsyncDisposable
 
         builder.Configuration.AddInMemoryCollection(config);
         builder.AddBrokerFrontend();
+        if (logs is not null)
+        {
+            builder.Logging.AddProvider(logs);
+        }
+
         var app = builder.Build();
         app.MapBroker();
         await app.StartAsync();
