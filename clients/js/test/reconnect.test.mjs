@@ -2,7 +2,7 @@
 // a new epoch, so 'reset'), and 1012 (shutdown) sending the client to the next URL at once.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import WebSocket from 'ws';
+import WebSocket, { WebSocketServer } from 'ws';
 import { BrokerClient } from '../src/index.js';
 import { startFrontend, unique, waitEvent, waitUntil } from './lib/processes.mjs';
 
@@ -66,6 +66,55 @@ describe('BrokerClient reconnect', { timeout: 240_000 }, () => {
     assert.deepEqual(bobStates.slice(0, 2), ['disconnected', 'connecting']);
     assert.equal(bob.state, 'connected');
     assert.equal(b.joined, true);
+  });
+
+  test('an ack lost with its connection: the publish is repeated with the same msgId and acked once, with the first seq', async (t) => {
+    const fe = await startFrontend();
+    processes.push(fe);
+    // A WebSocket proxy in front of the broker that forwards everything but cuts the connection
+    // (both sides) instead of forwarding the first publish ack: the message is ordered, the ack lost.
+    const proxy = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise((resolve) => proxy.once('listening', resolve));
+    let cut = false;
+    proxy.on('connection', (downstream, request) => {
+      const upstream = new WebSocket(`${fe.wsUrl}${request.url}`);
+      const pending = [];
+      upstream.on('open', () => { for (const f of pending.splice(0)) upstream.send(f); });
+      downstream.on('message', (data) => {
+        const text = data.toString('utf8');
+        if (upstream.readyState === WebSocket.OPEN) upstream.send(text); else pending.push(text);
+      });
+      upstream.on('message', (data) => {
+        const text = data.toString('utf8');
+        if (!cut && text.includes('"type":"ack"') && text.includes('"seq"')) {
+          cut = true;
+          downstream.terminate();
+          upstream.terminate();
+          return;
+        }
+        downstream.send(text);
+      });
+      upstream.on('close', () => downstream.terminate());
+      downstream.on('close', () => upstream.terminate());
+      upstream.on('error', () => {});
+      downstream.on('error', () => {});
+    });
+    t.after(() => new Promise((resolve) => { for (const c of proxy.clients) c.terminate(); proxy.close(resolve); }));
+
+    const proxied = `ws://127.0.0.1:${proxy.address().port}/chat`;
+    const alice = client([proxied, `${fe.wsUrl}/chat`], unique('alice'));
+    const room = alice.room(unique('lost-ack'));
+    await room.join();
+    const dropped = waitEvent(alice, 'state', (s) => s === 'disconnected');
+    const first = await room.publish('only once');
+    const [, details] = await dropped;
+    assert.equal(details.code, 1006);
+    assert.equal(cut, true, 'the proxy ate an ack');
+    assert.equal(first.seq, 1);
+    const second = await room.publish('next');
+    assert.equal(second.seq, 2);
+    const history = await room.history();
+    assert.deepEqual(history.messages.map((m) => m.data), ['only once', 'next']);
   });
 
   test('1012 (the front-end shuts down) sends the client to the next URL at once', async () => {
