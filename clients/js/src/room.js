@@ -137,9 +137,10 @@ export class Room extends Emitter {
    */
   async leave(options = {}) {
     if (this.#status === 'idle') return;
-    const wasJoined = this.#joinedHere;
+    // A join in flight is taken back too: the broker handles a connection's frames in order.
+    const onBroker = this.#joinedHere || this.#joiningOn !== 0;
     this.#stop(new BrokerError('left', `${this.name} was left`));
-    if (wasJoined && this.#client.state === 'connected') {
+    if (onBroker && this.#client.state === 'connected') {
       await this._internals.call({ type: 'leave', room: this.name }, options).catch((err) => {
         if (err.code !== 'disconnected' && err.code !== 'closed') throw err;
       });
