@@ -99,6 +99,7 @@ export class BrokerClient extends Emitter {
       schedule: (room) => { if (this.#connection) room._joinOn(this.#connection); },
       sendLeave: (room) => { if (this.#connection) this.#request({ type: 'leave', room: room.name }).catch(() => {}); },
       newMsgId,
+      requestTimeout: this.#options.requestTimeout,
     };
     // Connect after the caller's synchronous code, so that its `state` listener sees `connecting`.
     queueMicrotask(() => { if (this.#state === 'idle') this.#connect(); });

@@ -113,7 +113,7 @@ export class Room extends Emitter {
    * @param {{ timeout?: number }} [options]
    */
   async presence(options = {}) {
-    const { type, id, ...reply } = await this._internals.call({ type: 'presence', room: this.name }, { ...options, repeatable: true });
+    const { type, id, ...reply } = await this.#memberCall({ type: 'presence', room: this.name }, options);
     return reply;
   }
 
@@ -126,8 +126,27 @@ export class Room extends Emitter {
     const frame = { type: 'history', room: this.name };
     if (since !== undefined) frame.since = since;
     if (limit !== undefined) frame.limit = limit;
-    const { type, id, ...reply } = await this._internals.call(frame, { ...options, repeatable: true });
+    const { type, id, ...reply } = await this.#memberCall(frame, options);
     return reply;
+  }
+
+  /**
+   * A read that may need membership (presence, history): repeated after a reconnect, and once
+   * more after the re-join when it was answered `not_member` while the room was being re-joined.
+   */
+  async #memberCall(frame, options) {
+    const deadline = Date.now() + (options.timeout ?? this._internals.requestTimeout);
+    try {
+      return await this._internals.call(frame, { ...options, repeatable: true });
+    } catch (err) {
+      if (err.code !== 'not_member' || !this._wanted || this.#joinedHere) throw err;
+      const left = deadline - Date.now();
+      if (left <= 0) throw err;
+      let timer;
+      await Promise.race([this.#whenJoinedHere(), new Promise((resolve) => { timer = setTimeout(resolve, left); })]);
+      clearTimeout(timer);
+      return this._internals.call(frame, { ...options, timeout: Math.max(1, deadline - Date.now()), repeatable: true });
+    }
   }
 
   /**
