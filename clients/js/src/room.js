@@ -32,6 +32,7 @@ export class Room extends Emitter {
   #publishes = [];
   #pumping = false;
   #stopListeners = new Set();
+  #lastJoined;
 
   /**
    * @param {import('./index.js').BrokerClient} client
@@ -64,6 +65,7 @@ export class Room extends Emitter {
    * @returns {Promise<{ room: string, seq: number, epoch: string, recovered: boolean }>}
    */
   join(options = {}) {
+    if (this.#status === 'joined' && this.#joinedHere) return Promise.resolve(this.#lastJoined);
     const waiter = new Promise((resolve, reject) => this.#joinWaiters.push({ resolve, reject }));
     if (this.#status === 'idle') {
       this.#status = 'joining';
@@ -246,6 +248,7 @@ export class Room extends Emitter {
     }
     this.#status = 'joined';
     this.#joinedHere = true;
+    this.#lastJoined = joined;
     for (const waiter of this.#joinWaiters.splice(0)) waiter.resolve(joined);
     this.emit('joined', joined);
     this.#pump();

@@ -48,6 +48,7 @@ describe('BrokerClient API', { timeout: 180_000 }, () => {
     const b = bob.room(name);
     assert.equal(alice.room(name), a, 'room(name) returns the same object');
     const joined = await a.join();
+    assert.deepEqual(await withTimeout(a.join(), 5_000, 'a second join'), joined, 'join() again resolves at once');
     assert.deepEqual({ seq: joined.seq, recovered: joined.recovered, room: joined.room }, { seq: 0, recovered: false, room: name });
     await b.join();
     const got = collect(b);
