@@ -145,6 +145,7 @@ class Session {
     this.client = new BrokerClient([chatUrl()], { user: name });
     this.client.on('state', (state) => this.onState(state));
     this.client.on('welcome', (welcome) => this.onWelcome(welcome));
+    this.client.on('error', (err) => { if (!this.closed) ui.sendError.textContent = `The broker said: ${err?.message ?? err}`; });
     this.room = this.client.room(roomName);
     this.room.on('message', (frame) => this.onMessage(frame));
     this.room.on('joined', (joined) => this.onJoined(joined));
@@ -170,17 +171,21 @@ class Session {
     if (this.closed) return;
     const user = this.client.user;
     if (typeof user === 'string' && user.length > 0) this.self = user;
-    showState(state);
+    const node = this.client.welcome?.node;
+    showState(state, state === 'connected' && typeof node === 'string' ? `to ${node}` : '');
     if (state === 'connected') {
       this.everConnected = true;
       this.disarmHint();
     } else {
       setComposer(false);
       if (state === 'disconnected') {
-        if (this.everConnected && !this.wasDisconnected) addNote('Connection lost — reconnecting…', 'info');
-        this.wasDisconnected = this.everConnected;
-        this.resetSinceDisconnect = false;
-        this.caughtUp = 0;
+        if (this.everConnected && !this.wasDisconnected) {
+          // Counted from the first loss until the room is joined again, however many attempts that takes.
+          addNote('Connection lost — reconnecting…', 'info');
+          this.wasDisconnected = true;
+          this.resetSinceDisconnect = false;
+          this.caughtUp = 0;
+        }
         this.armHint();
       }
     }
