@@ -80,8 +80,31 @@ else
   failed=$((failed + ${nf:-0}))
 fi
 
+# The JavaScript client (clients/js) against real front-end, silo and redis-server processes of
+# the same Release build: node --test, TAP summary lines added to the totals.
+js_status=0
+if ! (cd clients/js && npm ci --no-audit --no-fund); then
+  echo "npm ci failed in clients/js"
+  js_status=1
+  failed=$((failed + 1))
+else
+  tap="$results/client-js.tap"
+  timeout --kill-after=30s 15m node --test --test-reporter=tap clients/js/test/*.test.mjs | tee "$tap"
+  js_status=${PIPESTATUS[0]}
+  np=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$tap" | tail -n 1)
+  nf=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$tap" | tail -n 1)
+  if [[ $js_status -ne 0 && ${nf:-0} -eq 0 ]]; then
+    nf=1
+  fi
+  passed=$((passed + ${np:-0}))
+  failed=$((failed + ${nf:-0}))
+fi
+
 echo "${passed} passed, ${failed} failed"
 if [[ $status -ne 0 ]]; then
   exit $status
 fi
-exit $node_status
+if [[ $node_status -ne 0 ]]; then
+  exit $node_status
+fi
+exit $js_status

@@ -99,6 +99,7 @@ export class BrokerClient extends Emitter {
       schedule: (room) => { if (this.#connection) room._joinOn(this.#connection); },
       sendLeave: (room) => { if (this.#connection) this.#request({ type: 'leave', room: room.name }).catch(() => {}); },
       newMsgId,
+      requestTimeout: this.#options.requestTimeout,
     };
     // Connect after the caller's synchronous code, so that its `state` listener sees `connecting`.
     queueMicrotask(() => { if (this.#state === 'idle') this.#connect(); });
@@ -309,12 +310,16 @@ export class BrokerClient extends Emitter {
   /** The socket `ws` ended (or is given up): fail what was in flight, then reconnect or stop. */
   #lost(ws, { code, reason }) {
     if (ws !== this.#ws) return;
-    const lived = this.#connection ? Date.now() - this.#connectedAt : 0;
+    const welcomed = this.#connection !== 0;
+    const lived = welcomed ? Date.now() - this.#connectedAt : 0;
     this.#detach();
     try { ws.close(); } catch { /* already closing */ }
     if (this.#state === 'closed') return;
 
     if (lived >= STABLE_CONNECTION_MS) this.#backoff.reset();
+    // A handshake refused for its token (401) looks like any failure in a browser: next time,
+    // ask getToken again rather than offer the same token forever.
+    if (!welcomed && this.#options.getToken) this.#token = undefined;
     const details = { code, reason };
     if (code === CloseCode.POLICY) {
       if (!this.#options.getToken) {
@@ -338,7 +343,7 @@ export class BrokerClient extends Emitter {
   }
 
   /** Forgets the current socket: timers off, requests in flight fail with `disconnected`. */
-  #detach() {
+  #detach(code = 'disconnected') {
     const ws = this.#ws;
     this.#ws = null;
     this.#connection = 0;
@@ -354,7 +359,7 @@ export class BrokerClient extends Emitter {
     }
     for (const [id, pending] of this.#pending) {
       clearTimeout(pending.timer);
-      pending.reject(new BrokerError('disconnected', 'the connection ended before the reply'));
+      pending.reject(new BrokerError(code, code === 'closed' ? 'the client is closed' : 'the connection ended before the reply'));
       this.#pending.delete(id);
     }
     for (const room of this.#rooms.values()) room._disconnected();
@@ -362,7 +367,7 @@ export class BrokerClient extends Emitter {
 
   #shutdown(details) {
     clearTimeout(this.#reconnectTimer);
-    this.#detach();
+    this.#detach('closed');
     this.#setState('closed', details);
     const err = new BrokerError('closed', `the client is closed (${details.code ?? ''} ${details.reason ?? ''})`.trim());
     for (const waiter of this.#readyWaiters.splice(0)) waiter.reject(err);

@@ -32,6 +32,7 @@ export class Room extends Emitter {
   #publishes = [];
   #pumping = false;
   #stopListeners = new Set();
+  #lastJoined;
 
   /**
    * @param {import('./index.js').BrokerClient} client
@@ -64,6 +65,7 @@ export class Room extends Emitter {
    * @returns {Promise<{ room: string, seq: number, epoch: string, recovered: boolean }>}
    */
   join(options = {}) {
+    if (this.#status === 'joined' && this.#joinedHere) return Promise.resolve(this.#lastJoined);
     const waiter = new Promise((resolve, reject) => this.#joinWaiters.push({ resolve, reject }));
     if (this.#status === 'idle') {
       this.#status = 'joining';
@@ -113,7 +115,7 @@ export class Room extends Emitter {
    * @param {{ timeout?: number }} [options]
    */
   async presence(options = {}) {
-    const { type, id, ...reply } = await this._internals.call({ type: 'presence', room: this.name }, { ...options, repeatable: true });
+    const { type, id, ...reply } = await this.#memberCall({ type: 'presence', room: this.name }, options);
     return reply;
   }
 
@@ -126,8 +128,27 @@ export class Room extends Emitter {
     const frame = { type: 'history', room: this.name };
     if (since !== undefined) frame.since = since;
     if (limit !== undefined) frame.limit = limit;
-    const { type, id, ...reply } = await this._internals.call(frame, { ...options, repeatable: true });
+    const { type, id, ...reply } = await this.#memberCall(frame, options);
     return reply;
+  }
+
+  /**
+   * A read that may need membership (presence, history): repeated after a reconnect, and once
+   * more after the re-join when it was answered `not_member` while the room was being re-joined.
+   */
+  async #memberCall(frame, options) {
+    const deadline = Date.now() + (options.timeout ?? this._internals.requestTimeout);
+    try {
+      return await this._internals.call(frame, { ...options, repeatable: true });
+    } catch (err) {
+      if (err.code !== 'not_member' || !this._wanted || this.#joinedHere) throw err;
+      const left = deadline - Date.now();
+      if (left <= 0) throw err;
+      let timer;
+      await Promise.race([this.#whenJoinedHere(), new Promise((resolve) => { timer = setTimeout(resolve, left); })]);
+      clearTimeout(timer);
+      return this._internals.call(frame, { ...options, timeout: Math.max(1, deadline - Date.now()), repeatable: true });
+    }
   }
 
   /**
@@ -137,9 +158,10 @@ export class Room extends Emitter {
    */
   async leave(options = {}) {
     if (this.#status === 'idle') return;
-    const wasJoined = this.#joinedHere;
+    // A join in flight is taken back too: the broker handles a connection's frames in order.
+    const onBroker = this.#joinedHere || this.#joiningOn !== 0;
     this.#stop(new BrokerError('left', `${this.name} was left`));
-    if (wasJoined && this.#client.state === 'connected') {
+    if (onBroker && this.#client.state === 'connected') {
       await this._internals.call({ type: 'leave', room: this.name }, options).catch((err) => {
         if (err.code !== 'disconnected' && err.code !== 'closed') throw err;
       });
@@ -226,6 +248,7 @@ export class Room extends Emitter {
     }
     this.#status = 'joined';
     this.#joinedHere = true;
+    this.#lastJoined = joined;
     for (const waiter of this.#joinWaiters.splice(0)) waiter.resolve(joined);
     this.emit('joined', joined);
     this.#pump();

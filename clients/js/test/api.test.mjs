@@ -48,6 +48,7 @@ describe('BrokerClient API', { timeout: 180_000 }, () => {
     const b = bob.room(name);
     assert.equal(alice.room(name), a, 'room(name) returns the same object');
     const joined = await a.join();
+    assert.deepEqual(await withTimeout(a.join(), 5_000, 'a second join'), joined, 'join() again resolves at once');
     assert.deepEqual({ seq: joined.seq, recovered: joined.recovered, room: joined.room }, { seq: 0, recovered: false, room: name });
     await b.join();
     const got = collect(b);
@@ -80,6 +81,29 @@ describe('BrokerClient API', { timeout: 180_000 }, () => {
     await got.until(2);
     assert.deepEqual(got.map((x) => x.data), ['once', 'next']);
     assert.equal(next.seq, first.seq + 1);
+  });
+
+  test('join({ since, epoch }) resumes from a stored position; a stale epoch gives reset', async () => {
+    const alice = connect(unique('alice'));
+    const name = unique('resume');
+    const room = alice.room(name);
+    const { epoch } = await room.join();
+    for (let n = 1; n <= 4; n++) await room.publish(n);
+
+    const bob = connect(unique('bob'));
+    const b = bob.room(name);
+    const got = collect(b);
+    const joined = await b.join({ since: 2, epoch });
+    assert.equal(joined.recovered, true);
+    await got.until(2);
+    assert.deepEqual(got.map((m) => m.seq), [3, 4]);
+
+    const carol = connect(unique('carol'));
+    const c = carol.room(name);
+    const reset = waitEvent(c, 'reset');
+    await c.join({ since: 2, epoch: 'not-the-epoch' });
+    const [info] = await reset;
+    assert.deepEqual(info, { room: name, epoch, seq: 4, previousEpoch: 'not-the-epoch', previousSeq: 2, recovered: false });
   });
 
   test('presence lists members; member_joined and member_left arrive on the room', async () => {
