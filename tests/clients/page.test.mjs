@@ -145,3 +145,31 @@ test('two pages chat through /, and a page whose front-end restarts resumes with
   assert.deepEqual(b.problems, []);
   await Promise.all([a.context.close(), b.context.close()]);
 });
+
+test('a page whose embedded front-end restarts (room state lost) says the history was reset', { timeout: 180_000 }, async () => {
+  let embedded = await startFrontend();
+  try {
+    const room = unique('page-reset');
+    const c = await openPage(embedded);
+    await joinAs(c.page, `carol-${process.pid}`, room);
+    await c.page.fill('#text', 'before the restart');
+    await c.page.press('#text', 'Enter');
+    await message(c.page, 'before the restart').waitFor();
+
+    const { port, siloPort } = embedded;
+    await embedded.kill('SIGTERM');
+    await c.page.locator('#messages li.note', { hasText: 'Connection lost' }).waitFor();
+    embedded = await startFrontend({ port, siloPort });
+
+    await c.page.locator('#messages li.note.reset', { hasText: 'history was reset' }).waitFor({ timeout: RESUME_TIMEOUT });
+    assert.equal(await c.page.locator('#messages li.note.resumed').count(), 0, 'a lost room is not reported as resumed');
+    await c.page.locator('#text:not([disabled])').waitFor();
+    await c.page.fill('#text', 'after the restart');
+    await c.page.press('#text', 'Enter');
+    await message(c.page, 'after the restart').waitFor();
+    assert.deepEqual(c.problems, []);
+    await c.context.close();
+  } finally {
+    await embedded.kill('SIGKILL').catch(() => {});
+  }
+});
