@@ -159,8 +159,8 @@ class Session {
   async start() {
     showState('connecting');
     this.armHint();
-    const joined = await this.room.join();
-    await this.loadHistory(joined);
+    await this.room.join();
+    await this.loadHistory();
   }
 
   onWelcome(welcome) {
@@ -203,7 +203,7 @@ class Session {
     } else if (this.wasDisconnected) {
       if (this.resetSinceDisconnect) {
         addNote('Reconnected, but the room\'s history was reset: messages sent while you were away may be missing. Recent history reloaded.', 'reset');
-        void this.loadHistory(joined);
+        void this.loadHistory();
       } else {
         const what = this.caughtUp === 0 ? 'nothing was sent meanwhile' : `${this.caughtUp} missed message${this.caughtUp === 1 ? '' : 's'} caught up`;
         addNote(`Reconnected and resumed: nothing missed (${what}).`, 'resumed');
