@@ -11,7 +11,7 @@ namespace Broker.Frontend.Hosting;
 
 /// <summary>
 /// The HTTP surface: one WebSocket endpoint per namespace ("/" is "default"), the
-/// seed-compatible "/echo", and "/healthz". Everything refused is refused at the handshake,
+/// seed-compatible "/echo", "/healthz", and the chat page (a plain GET "/", <see cref="ChatPage"/>). Everything refused is refused at the handshake,
 /// with an HTTP status, before any socket exists.
 /// </summary>
 public static partial class BrokerEndpoints
@@ -35,6 +35,7 @@ public static partial class BrokerEndpoints
         app.Map("/echo", (HttpContext context) => EchoAsync(context, options));
         app.MapServerApi();
         app.MapOpenApi().ExcludeFromDescription();
+        app.MapChatPage(NamespaceAsync);
         app.Map("/{**path}", NamespaceAsync);
         return app;
     }

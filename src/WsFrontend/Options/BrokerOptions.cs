@@ -130,13 +130,19 @@ public sealed class BrokerOptions
     public const int MinApiKeyLength = 16;
 
     /// <summary>First path segments the broker serves itself, so no namespace may take them.</summary>
-    public static readonly string[] ReservedNamespaceNames = ["echo", "healthz", "api", "openapi"];
+    public static readonly string[] ReservedNamespaceNames = ["echo", "healthz", "api", "openapi", Hosting.ChatPage.Segment];
 
     /// <summary>How often the front-end renews its lease with the cluster.</summary>
     public TimeSpan LeaseInterval { get; set; } = TimeSpan.FromSeconds(2);
 
     /// <summary>A front-end that has not renewed for this long is declared lost: its members leave their rooms.</summary>
     public TimeSpan LeaseTtl { get; set; } = TimeSpan.FromSeconds(6);
+
+    /// <summary>
+    /// Serve the chat page: a plain GET / answers it (an upgrade to / is the default namespace
+    /// either way) and its files are under /_broker/. False: GET / is 426 as on any namespace.
+    /// </summary>
+    public bool ChatPage { get; set; } = true;
 
     /// <summary>Browser origins allowed to connect; empty allows any. Others get HTTP 403.</summary>
     public List<string> AllowedOrigins { get; set; } = [];

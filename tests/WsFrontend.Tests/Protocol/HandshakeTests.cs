@@ -43,8 +43,8 @@ public sealed class HandshakeTests(BrokerFixture fixture)
         Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
     }
 
+    // A plain GET / is the chat page (ChatPageTests); with Broker:ChatPage=false it is 426 too.
     [Theory]
-    [InlineData("")]
     [InlineData("chat")]
     [InlineData("notifications")]
     public async Task HttpGet_NamespaceWithoutUpgrade_Http426(string path)
