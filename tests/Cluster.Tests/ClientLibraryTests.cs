@@ -111,32 +111,40 @@ public sealed class ClientLibraryTests(ITestOutputHelper output)
             await pubRoom.JoinAsync();
             Assert.Equal(fe1.NodeId, publisher.Node);
 
-            // Publishes queued ten at a time (the client sends them in order, one after the other).
+            // A steady stream, twenty publishes queued at any time (the client sends them in order,
+            // one after the other), so that some are in flight when the front-end dies.
             var publishes = new List<Task<PublishAck>>();
-            var n = 0;
-            async Task BatchAsync()
+            using var stop = new CancellationTokenSource();
+            var publishing = Task.Run(async () =>
             {
-                var batch = Enumerable.Range(0, 10).Select(_ => pubRoom.PublishAsync(++n)).ToList();
-                publishes.AddRange(batch);
-                await Task.WhenAll(batch).WaitAsync(Limit);
-            }
+                using var window = new SemaphoreSlim(20);
+                for (var i = 1; !stop.IsCancellationRequested; i++)
+                {
+                    await window.WaitAsync();
+                    var publish = pubRoom.PublishAsync(i);
+                    lock (publishes)
+                    {
+                        publishes.Add(publish);
+                    }
 
-            for (var b = 0; b < 5; b++)
-            {
-                await BatchAsync();
-            }
+                    _ = publish.ContinueWith(_ =>
+                    {
+                        window.Release();
+                        events.Add("ack");
+                    }, TaskScheduler.Default);
+                }
+            });
 
-            var inFlight = Enumerable.Range(0, 10).Select(_ => pubRoom.PublishAsync(++n)).ToList();
-            publishes.AddRange(inFlight);
+            await events.WaitAsync(() => events.Count("ack") >= 200, Limit, "200 acks before the kill");
             fe1.Kill();
-            await Task.WhenAll(inFlight).WaitAsync(Limit);
+            var ackedAtKill = events.Count("ack");
+            await events.WaitAsync(() => events.Count("ack") >= ackedAtKill + 200, Limit, "200 more acks after the kill");
             Assert.Equal(fe2.NodeId, publisher.Node);
-            for (var b = 0; b < 3; b++)
-            {
-                await BatchAsync();
-            }
+            await stop.CancelAsync();
+            await publishing.WaitAsync(Limit);
+            await Task.WhenAll(Snapshot(publishes)).WaitAsync(Limit);
 
-            var acks = publishes.Select(p => p.Result).ToList();
+            var acks = Snapshot(publishes).Select(p => p.Result).ToList();
 
             // A last message: anything delivered twice would come before it (per-room order).
             var end = await pubRoom.PublishAsync(-1);
