@@ -22,6 +22,7 @@ public sealed class BrokerRoom
     private string? _epoch;
     private long _lastSeq;
     private int _joinedGeneration = -1;
+    private JoinResult? _lastJoin;
 
     internal BrokerRoom(BrokerClient client, string name)
     {
@@ -240,9 +241,9 @@ public sealed class BrokerRoom
                 string? epoch;
                 lock (_sync)
                 {
-                    if (_joinedGeneration == connection.Generation && _epoch is not null)
+                    if (_joinedGeneration == connection.Generation && _lastJoin is not null)
                     {
-                        return new JoinResult(Name, _lastSeq, _epoch, true);
+                        return _lastJoin;
                     }
 
                     _joinPending = true;
@@ -272,7 +273,8 @@ public sealed class BrokerRoom
                 lock (_sync)
                 {
                     _joinedGeneration = connection.Generation;
-                    return new JoinResult(Name, Frames.Long(reply, "seq"), Frames.String(reply, "epoch") ?? string.Empty, Frames.Bool(reply, "recovered"));
+                    _lastJoin = new JoinResult(Name, Frames.Long(reply, "seq"), Frames.String(reply, "epoch") ?? string.Empty, Frames.Bool(reply, "recovered"));
+                    return _lastJoin;
                 }
             }
         }
@@ -439,6 +441,7 @@ public sealed class BrokerRoom
         _epoch = null;
         _lastSeq = 0;
         _joinedGeneration = -1;
+        _lastJoin = null;
         _buffer.Clear();
     }
 
