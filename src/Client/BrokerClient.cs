@@ -561,6 +561,11 @@ public sealed class BrokerClient : IAsyncDisposable, IDisposable
             return; // Not JSON: nothing this client asked for.
         }
 
+        if (frame.ValueKind != JsonValueKind.Object)
+        {
+            return;
+        }
+
         var type = Frames.TypeOf(frame);
         var room = Frames.String(frame, "room") is { } name && _rooms.TryGetValue(name, out var r) ? r : null;
         var hasId = frame.TryGetProperty("id", out var idElement) && idElement.ValueKind == JsonValueKind.Number && idElement.TryGetInt64(out _);
