@@ -229,12 +229,12 @@ public sealed partial class RoomProxy
         LogFailing(_logger, $"{url.Scheme}://{url.Authority}{url.AbsolutePath}", count, reason);
     }
 
-    [LoggerMessage(EventId = 1400, Level = LogLevel.Warning, Message = "The authorization proxy {Url} failed {Count} time(s) since the last report, the latest with {Reason}; clients were answered forbidden or unavailable (at most one such line a minute; each call at Debug)")]
+    [LoggerMessage(EventId = 1411, Level = LogLevel.Warning, Message = "The authorization proxy {Url} failed {Count} time(s) since the last report, the latest with {Reason}; clients were answered forbidden or unavailable (at most one such line a minute; each call at Debug)")]
     private static partial void LogFailing(ILogger logger, string url, int count, string reason);
 
-    [LoggerMessage(EventId = 1401, Level = LogLevel.Debug, Message = "Authorization proxy call for connection {ConnectionId}, room {Room}, action {Action} failed: {Reason}")]
+    [LoggerMessage(EventId = 1412, Level = LogLevel.Debug, Message = "Authorization proxy call for connection {ConnectionId}, room {Room}, action {Action} failed: {Reason}")]
     private static partial void LogFailedCall(ILogger logger, string connectionId, string room, string action, string reason);
 
-    [LoggerMessage(EventId = 1402, Level = LogLevel.Debug, Message = "Authorization proxy answered connection {ConnectionId}, room {Room}, action {Action}: {Answer}")]
+    [LoggerMessage(EventId = 1413, Level = LogLevel.Debug, Message = "Authorization proxy answered connection {ConnectionId}, room {Room}, action {Action}: {Answer}")]
     private static partial void LogAnswered(ILogger logger, string connectionId, string room, string action, string answer);
 }
