@@ -68,6 +68,21 @@ public sealed class RoomProxyTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AskAsync_NoSuchEndpoint_FailedAndWarnedNotADenial()
+    {
+        // A ProxyUrl with a typo in its path: the backend answers 404 (and 405 for a GET-only path).
+        var logger = new ListLogger<RoomProxy>();
+        var proxy = new RoomProxy(_services.GetRequiredService<IHttpClientFactory>(), TimeProvider.System, logger);
+        var typo = new Uri(_backend.Url, "/authorise");
+
+        var got = await proxy.AskAsync(typo, TimeSpan.FromSeconds(10), Question("allow.room"));
+
+        Assert.Equal(ProxyVerdict.Failed, got);
+        var warning = Assert.Single(logger.Warnings);
+        Assert.Contains("HTTP 404", warning, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task AskAsync_AnswersAndDenials_NoWarning()
     {
         var logger = new ListLogger<RoomProxy>();
