@@ -11,10 +11,10 @@ public enum ProxyVerdict
     /// <summary>200 with <c>{"allow":true}</c>: allowed, and remembered.</summary>
     Allowed,
 
-    /// <summary>A decision to refuse — 200 with <c>allow</c> not true, or a 4xx status: forbidden, and remembered.</summary>
+    /// <summary>A decision to refuse — 200 with <c>allow</c> not true, or a 4xx status other than 404 and 405: forbidden, and remembered.</summary>
     Denied,
 
-    /// <summary>The application failed — a 5xx or other status, or a 200 whose body is not the JSON object expected: forbidden, asked again next time.</summary>
+    /// <summary>The application failed — 404 or 405 (no such endpoint), a 5xx or other status, or a 200 whose body is not the JSON object expected: forbidden, asked again next time.</summary>
     Failed,
 
     /// <summary>No answer within ProxyTimeout, or no connection: unavailable, asked again next time.</summary>
@@ -72,7 +72,10 @@ public sealed partial class RoomProxy
             var status = (int)response.StatusCode;
             if (response.StatusCode != HttpStatusCode.OK)
             {
-                if (status is >= 400 and < 500)
+                // 404 and 405 say the URL or the method is wrong - a ProxyUrl typo, or an
+                // application mid-deploy - not that the user may not: a failure (logged, not
+                // remembered), lest a misconfiguration refuse everybody without a line in the log.
+                if (status is >= 400 and < 500 and not (404 or 405))
                 {
                     LogAnswered(_logger, question.Connection, question.Room, RoomGrants.NameOf(question.Action), $"HTTP {status}");
                     return ProxyVerdict.Denied;
@@ -229,12 +232,12 @@ public sealed partial class RoomProxy
         LogFailing(_logger, $"{url.Scheme}://{url.Authority}{url.AbsolutePath}", count, reason);
     }
 
-    [LoggerMessage(EventId = 1400, Level = LogLevel.Warning, Message = "The authorization proxy {Url} failed {Count} time(s) since the last report, the latest with {Reason}; clients were answered forbidden or unavailable (at most one such line a minute; each call at Debug)")]
+    [LoggerMessage(EventId = 1411, Level = LogLevel.Warning, Message = "The authorization proxy {Url} failed {Count} time(s) since the last report, the latest with {Reason}; clients were answered forbidden or unavailable (at most one such line a minute; each call at Debug)")]
     private static partial void LogFailing(ILogger logger, string url, int count, string reason);
 
-    [LoggerMessage(EventId = 1401, Level = LogLevel.Debug, Message = "Authorization proxy call for connection {ConnectionId}, room {Room}, action {Action} failed: {Reason}")]
+    [LoggerMessage(EventId = 1412, Level = LogLevel.Debug, Message = "Authorization proxy call for connection {ConnectionId}, room {Room}, action {Action} failed: {Reason}")]
     private static partial void LogFailedCall(ILogger logger, string connectionId, string room, string action, string reason);
 
-    [LoggerMessage(EventId = 1402, Level = LogLevel.Debug, Message = "Authorization proxy answered connection {ConnectionId}, room {Room}, action {Action}: {Answer}")]
+    [LoggerMessage(EventId = 1413, Level = LogLevel.Debug, Message = "Authorization proxy answered connection {ConnectionId}, room {Room}, action {Action}: {Answer}")]
     private static partial void LogAnswered(ILogger logger, string connectionId, string room, string action, string answer);
 }

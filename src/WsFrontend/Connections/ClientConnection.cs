@@ -120,16 +120,54 @@ public sealed class ClientConnection
         {
             old = _expiry;
             _expires = at;
-            _expiry = at is { } when && !_expiryStopped
-                ? time.CreateTimer(
-                    static state => ((ClientConnection)state!).Close(CloseCodes.PolicyViolation, "The token expired; reconnect with a fresh one."),
-                    this,
-                    TimeSpan.FromTicks(Math.Max(0, (when - time.GetUtcNow()).Ticks)),
-                    Timeout.InfiniteTimeSpan)
-                : null;
+            _expiry = at is { } when && !_expiryStopped ? ArmExpiry(when, time) : null;
         }
 
         old?.Dispose();
+    }
+
+    /// <summary>
+    /// The longest a single expiry timer is set for. A timer cannot wait longer than about 49.7
+    /// days (uint.MaxValue - 1 ms: longer throws), and tokens valid for months or years are
+    /// common (service tokens); such an expiry is reached in steps of this length.
+    /// </summary>
+    internal static readonly TimeSpan MaxExpiryStep = TimeSpan.FromDays(30);
+
+    /// <summary>A timer for the expiry at <paramref name="when"/>: it closes the connection then, or, when that is further off than one step, sets the next step.</summary>
+    private ITimer ArmExpiry(DateTimeOffset when, TimeProvider time)
+    {
+        var due = TimeSpan.FromTicks(Math.Clamp((when - time.GetUtcNow()).Ticks, 0, MaxExpiryStep.Ticks));
+        return time.CreateTimer(static state => ((ExpiryStep)state!).Reached(), new ExpiryStep(this, when, time), due, Timeout.InfiniteTimeSpan);
+    }
+
+    private void OnExpiryStep(DateTimeOffset when, TimeProvider time)
+    {
+        ITimer? fired;
+        bool expired;
+        lock (_gate)
+        {
+            if (_expiryStopped || _expires != when)
+            {
+                // Ended, or a refresh set another expiry (with its own timer).
+                return;
+            }
+
+            // At the expiry, or only a step of the way there: then the next step.
+            fired = _expiry;
+            expired = time.GetUtcNow() >= when;
+            _expiry = expired ? null : ArmExpiry(when, time);
+        }
+
+        fired?.Dispose();
+        if (expired)
+        {
+            Close(CloseCodes.PolicyViolation, "The token expired; reconnect with a fresh one.");
+        }
+    }
+
+    private sealed record ExpiryStep(ClientConnection Connection, DateTimeOffset When, TimeProvider Time)
+    {
+        public void Reached() => Connection.OnExpiryStep(When, Time);
     }
 
     /// <summary>Stops the expiry timer for good (the connection has ended).</summary>

@@ -60,12 +60,12 @@ public sealed partial class ConnectionHandler
         };
         var userKey = GrainKeys.Of(ns, user);
         _node.Register(connection);
-
-        // A refresh replaces it (RefreshAsync); the finally stops it.
-        connection.ExpireAt(expires, _time);
         LogConnected(_logger, connection.Id, ns, user);
         try
         {
+            // A refresh replaces it (RefreshAsync); the finally stops it. Inside the try: once
+            // registered, nothing may skip the finally's unregistering.
+            connection.ExpireAt(expires, _time);
             _node.Users.Add(userKey, connection);
 
             // A generated id's grain is not told: nobody can have sent to it yet, and a first

@@ -60,6 +60,11 @@ internal sealed partial class JwksKeyCache : IDisposable
         {
             ConnectTimeout = options.JwksFetchTimeout,
             PooledConnectionLifetime = TimeSpan.FromMinutes(5),
+
+            // Plain http is allowed only because the URL is a loopback address (JwtOptions): a
+            // redirect could lead anywhere, and keys fetched in clear from elsewhere could be
+            // swapped. https follows redirects (never down to http: HttpClient refuses that).
+            AllowAutoRedirect = _url.Scheme == Uri.UriSchemeHttps,
         })
         {
             Timeout = options.JwksFetchTimeout,
@@ -135,7 +140,10 @@ internal sealed partial class JwksKeyCache : IDisposable
             using var response = await _http.GetAsync(_url, HttpCompletionOption.ResponseContentRead, timeout.Token);
             if (!response.IsSuccessStatusCode)
             {
-                LogFetchFailed(_logger, _url, $"HTTP {(int)response.StatusCode} {response.ReasonPhrase}");
+                var status = (int)response.StatusCode;
+                LogFetchFailed(_logger, _url, status is >= 300 and < 400 && response.Headers.Location is { } location
+                    ? $"HTTP {status}, a redirect to {Shown(new Uri(_url, location))}, not followed (a plain-http JwksUrl is read from that URL only, and no redirect leads from https to http); set Broker:Jwt:JwksUrl to the keys' final https URL"
+                    : $"HTTP {status} {response.ReasonPhrase}");
                 return false;
             }
 
@@ -171,6 +179,9 @@ internal sealed partial class JwksKeyCache : IDisposable
             }
         }
     }
+
+    /// <summary>A URL for the log, without user info or query (either may hold a secret).</summary>
+    private static string Shown(Uri url) => url.IsAbsoluteUri ? $"{url.Scheme}://{url.Authority}{url.AbsolutePath}" : "(a relative URL)";
 
     [LoggerMessage(EventId = 1401, Level = LogLevel.Warning, Message = "Fetching the token keys from {Url} failed: {Reason}. Tokens that need keys not in hand get HTTP 401 until a fetch succeeds")]
     private static partial void LogFetchFailed(ILogger logger, Uri url, string reason);

@@ -35,7 +35,10 @@ public sealed class RoomProxyTests : IAsyncLifetime
     {
         var proxy = new RoomProxy(_services.GetRequiredService<IHttpClientFactory>(), TimeProvider.System, new ListLogger<RoomProxy>());
 
-        var got = await proxy.AskAsync(_backend.Url, TimeSpan.FromMilliseconds(500), Question($"{rule}.room"));
+        // Each case has a fresh backend, whose first answer (cold) can take most of a second on
+        // a loaded machine: only the stall case waits for the timeout.
+        var timeout = rule == "stall" ? TimeSpan.FromMilliseconds(500) : TimeSpan.FromSeconds(10);
+        var got = await proxy.AskAsync(_backend.Url, timeout, Question($"{rule}.room"));
 
         Assert.Equal(verdict, got);
     }
@@ -62,6 +65,21 @@ public sealed class RoomProxyTests : IAsyncLifetime
 
         Assert.Equal(2, logger.Warnings.Count);
         Assert.Contains("5 time(s)", logger.Warnings[1], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AskAsync_NoSuchEndpoint_FailedAndWarnedNotADenial()
+    {
+        // A ProxyUrl with a typo in its path: the backend answers 404 (and 405 for a GET-only path).
+        var logger = new ListLogger<RoomProxy>();
+        var proxy = new RoomProxy(_services.GetRequiredService<IHttpClientFactory>(), TimeProvider.System, logger);
+        var typo = new Uri(_backend.Url, "/authorise");
+
+        var got = await proxy.AskAsync(typo, TimeSpan.FromSeconds(10), Question("allow.room"));
+
+        Assert.Equal(ProxyVerdict.Failed, got);
+        var warning = Assert.Single(logger.Warnings);
+        Assert.Contains("HTTP 404", warning, StringComparison.Ordinal);
     }
 
     [Fact]
