@@ -87,12 +87,14 @@ public sealed partial class CommandDispatcher
     public async Task<Outcome<bool>> LeaveAsync(Caller caller, string room)
     {
         var connection = caller.Connection ?? throw new InvalidOperationException("Only a connection leaves rooms.");
+        // A leave forgets the proxy's answers about the room, joined or not: a client refused a
+        // join can leave and ask again, and so see a permission granted since.
+        RoomAuthorizer.Forget(connection, room);
         if (!connection.Rooms.Remove(room, out var membership))
         {
             return new CommandError(ErrorCodes.NotFound, $"This connection is not in room \"{room}\"; there is nothing to leave.");
         }
 
-        RoomAuthorizer.Forget(connection, room);
         var key = GrainKeys.Of(caller.Namespace, room);
         _node.Rooms.Remove(key, membership);
         var left = await CallAsync(caller, () => _grains.Ref<IRoomGrain>(key).Leave(connection.Id));

@@ -127,7 +127,7 @@ public sealed partial class RoomAuthorizer
         }
 
         var url = caller.Options.ProxyUri ?? throw new InvalidOperationException($"Namespace \"{caller.Namespace}\" has Authorize=Proxy without a valid ProxyUrl; validation should have refused it.");
-        var verdict = await _proxy.AskAsync(url, caller.Options.ProxyTimeout, new ProxyQuestion(caller.Namespace, room, connection.User, action, connection.Id));
+        var verdict = await _proxy.AskAsync(url, caller.Options.ProxyTimeout, new ProxyQuestion(caller.Namespace, room, connection.User, action, connection.Id, connection.Verified));
         switch (verdict)
         {
             case ProxyVerdict.Allowed:

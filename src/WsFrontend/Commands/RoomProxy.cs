@@ -22,11 +22,12 @@ public enum ProxyVerdict
 }
 
 /// <summary>One question to the authorization proxy: may <c>user</c> (on <c>connection</c>) do <c>action</c> in <c>room</c> of <c>namespace</c>?</summary>
-public readonly record struct ProxyQuestion(string Namespace, string Room, string User, RoomAction Action, string Connection);
+/// <param name="Verified">The user is a token's <c>sub</c>; false for a <c>?user=</c> name or an <c>anon-</c> id.</param>
+public readonly record struct ProxyQuestion(string Namespace, string Room, string User, RoomAction Action, string Connection, bool Verified);
 
 /// <summary>
 /// Asks the application whether a client may do an action in a room (Authorize=Proxy):
-/// <c>POST {ProxyUrl}</c> with <c>{"namespace","room","user","action","connection"}</c>; only a
+/// <c>POST {ProxyUrl}</c> with <c>{"namespace","room","user","action","connection","verified"}</c>; only a
 /// 200 whose body is <c>{"allow":true}</c> allows. Redirects are not followed, an answer's body
 /// is read up to <see cref="MaxAnswerBytes"/>, and the whole exchange has ProxyTimeout.
 /// A backend that fails or stalls costs the log one Warning line per <see cref="FailureLogInterval"/>
@@ -36,6 +37,13 @@ public sealed partial class RoomProxy
 {
     /// <summary>The named HttpClient (IHttpClientFactory) the questions go out on.</summary>
     public const string HttpClientName = "Broker.RoomProxy";
+
+    /// <summary>
+    /// Connections one front-end opens to the application at once: a stalled application holds
+    /// at most this many sockets (and descriptors) here, not one per client; questions beyond it
+    /// wait their turn within their ProxyTimeout.
+    /// </summary>
+    public const int MaxConnectionsPerServer = 256;
 
     /// <summary>The largest answer body read; a longer one is a failed answer.</summary>
     public const int MaxAnswerBytes = 64 * 1024;
@@ -130,6 +138,7 @@ public sealed partial class RoomProxy
             writer.WriteString("user"u8, question.User);
             writer.WriteString("action"u8, RoomGrants.NameOf(question.Action));
             writer.WriteString("connection"u8, question.Connection);
+            writer.WriteBoolean("verified"u8, question.Verified);
             writer.WriteEndObject();
         }
 

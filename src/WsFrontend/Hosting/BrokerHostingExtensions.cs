@@ -120,7 +120,7 @@ public static partial class BrokerHostingExtensions
         // The authorization proxy's client: no redirects (an answer is the URL's own), no
         // Information line per request, and each question's own deadline (ProxyTimeout).
         builder.Services.AddHttpClient(RoomProxy.HttpClientName, client => client.Timeout = Timeout.InfiniteTimeSpan)
-            .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = false, PooledConnectionLifetime = TimeSpan.FromMinutes(5) })
+            .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = false, PooledConnectionLifetime = TimeSpan.FromMinutes(5), MaxConnectionsPerServer = RoomProxy.MaxConnectionsPerServer })
             .RemoveAllLoggers();
         builder.Services.AddSingleton<TokenAuthenticator>();
         builder.Services.AddHostedService<UnverifiedIdentityWarning>();

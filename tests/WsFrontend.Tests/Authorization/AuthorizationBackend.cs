@@ -73,7 +73,8 @@ public sealed class AuthorizationBackend : IAsyncDisposable
             Field(root, "user"),
             Field(root, "action"),
             Field(root, "connection"),
-            root.EnumerateObject().Select(p => p.Name).ToList());
+            root.EnumerateObject().Select(p => p.Name).ToList(),
+            root.TryGetProperty("verified", out var verified) && verified.ValueKind is JsonValueKind.True or JsonValueKind.False ? verified.GetBoolean() : null);
         Requests.Enqueue(request);
         var rule = request.Room.Split('.')[0];
         switch (rule)
@@ -134,4 +135,4 @@ public sealed class AuthorizationBackend : IAsyncDisposable
 }
 
 /// <summary>One question the backend was asked, as it arrived.</summary>
-public sealed record ProxyRequest(string ContentType, string Namespace, string Room, string User, string Action, string Connection, List<string> Fields);
+public sealed record ProxyRequest(string ContentType, string Namespace, string Room, string User, string Action, string Connection, List<string> Fields, bool? Verified = null);

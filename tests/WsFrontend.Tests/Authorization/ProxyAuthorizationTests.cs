@@ -70,7 +70,8 @@ public sealed class ProxyAuthorizationTests : IClassFixture<ProxyBrokerFixture>
 
         var question = Assert.Single(_backend.About(room));
         Assert.StartsWith("application/json", question.ContentType, StringComparison.Ordinal);
-        Assert.Equal(["namespace", "room", "user", "action", "connection"], question.Fields);
+        Assert.Equal(["namespace", "room", "user", "action", "connection", "verified"], question.Fields);
+        Assert.True(question.Verified);
         Assert.Equal("app", question.Namespace);
         Assert.Equal("ann", question.User);
         Assert.Equal("join", question.Action);
@@ -212,6 +213,22 @@ public sealed class ProxyAuthorizationTests : IClassFixture<ProxyBrokerFixture>
 
         Assert.Equal(1, _backend.Count(allowed, action));
         Assert.Equal(1, _backend.Count(joinOnly, action));
+    }
+
+    [Fact]
+    public async Task Join_DeniedThenLeft_AskedAgain()
+    {
+        // A refused join is remembered; a leave of the room (not_found: never joined) forgets it,
+        // so a client can see a permission granted since without reconnecting.
+        var room = Room("deny");
+        await using var client = await _server.ConnectWithTokenAsync("app", Create("ivy"));
+        AssertError(await client.JoinAsync(room), "forbidden");
+        AssertError(await client.JoinAsync(room), "forbidden");
+        Assert.Equal(1, _backend.Count(room, "join"));
+
+        AssertError(await client.Request("leave", room), "not_found");
+        AssertError(await client.JoinAsync(room), "forbidden");
+        Assert.Equal(2, _backend.Count(room, "join"));
     }
 
     [Fact]

@@ -115,7 +115,7 @@ public sealed class RoomProxyTests : IAsyncLifetime
         Assert.Equal(allow, RoomProxy.Allow(System.Text.Encoding.UTF8.GetBytes(body)));
     }
 
-    private static ProxyQuestion Question(string room) => new("app", room, "ann", RoomAction.Join, "c-1");
+    private static ProxyQuestion Question(string room) => new("app", room, "ann", RoomAction.Join, "c-1", Verified: true);
 
     private sealed class ManualTime : TimeProvider
     {
