@@ -56,55 +56,39 @@ if [[ $status -ne 0 && $failed -eq 0 ]]; then
   failed=1
 fi
 
-# Node.js `ws` client against the Release build of the front-end as a real process
-# (tests/clients): Node's built-in test runner, TAP summary lines added to the totals.
+# Node's built-in test runner over a folder's *.test.mjs, against real processes of the same
+# Release build; its TAP summary lines are added to the totals. A runner that fails without a
+# failed test (a crash, a hang) counts as one failure.
 node_status=0
+run_node_tests() { # package-folder tests-folder tap-name
+  local dir=$1 tests=$2 tap="$results/$3.tap" status np nf
+  if ! (cd "$dir" && npm ci --no-audit --no-fund); then
+    echo "npm ci failed in $dir"
+    node_status=1
+    failed=$((failed + 1))
+    return
+  fi
+  timeout --kill-after=30s 15m node --test --test-reporter=tap "$tests"/*.test.mjs | tee "$tap"
+  status=${PIPESTATUS[0]}
+  np=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$tap" | tail -n 1)
+  nf=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$tap" | tail -n 1)
+  if [[ $status -ne 0 ]]; then
+    node_status=$status
+    if [[ ${nf:-0} -eq 0 ]]; then nf=1; fi
+  fi
+  passed=$((passed + ${np:-0}))
+  failed=$((failed + ${nf:-0}))
+}
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   apt_install nodejs npm
 fi
-if ! (cd tests/clients && npm ci --no-audit --no-fund); then
-  echo "npm ci failed in tests/clients"
-  node_status=1
-  failed=$((failed + 1))
-else
-  tap="$results/clients.tap"
-  timeout --kill-after=30s 15m node --test --test-reporter=tap tests/clients/*.test.mjs | tee "$tap"
-  node_status=${PIPESTATUS[0]}
-  np=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$tap" | tail -n 1)
-  nf=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$tap" | tail -n 1)
-  if [[ $node_status -ne 0 && ${nf:-0} -eq 0 ]]; then
-    # The node runner failed without a failed test (a crash, a hang, no node): one failure.
-    nf=1
-  fi
-  passed=$((passed + ${np:-0}))
-  failed=$((failed + ${nf:-0}))
-fi
-
-# The JavaScript client (clients/js) against real front-end, silo and redis-server processes of
-# the same Release build: node --test, TAP summary lines added to the totals.
-js_status=0
-if ! (cd clients/js && npm ci --no-audit --no-fund); then
-  echo "npm ci failed in clients/js"
-  js_status=1
-  failed=$((failed + 1))
-else
-  tap="$results/client-js.tap"
-  timeout --kill-after=30s 15m node --test --test-reporter=tap clients/js/test/*.test.mjs | tee "$tap"
-  js_status=${PIPESTATUS[0]}
-  np=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$tap" | tail -n 1)
-  nf=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$tap" | tail -n 1)
-  if [[ $js_status -ne 0 && ${nf:-0} -eq 0 ]]; then
-    nf=1
-  fi
-  passed=$((passed + ${np:-0}))
-  failed=$((failed + ${nf:-0}))
-fi
+# A Node.js `ws` client and the chat page in headless chromium (tests/clients); the JavaScript
+# client (clients/js/test) against front-end, silo and redis-server processes.
+run_node_tests tests/clients tests/clients clients
+run_node_tests clients/js clients/js/test client-js
 
 echo "${passed} passed, ${failed} failed"
 if [[ $status -ne 0 ]]; then
   exit $status
 fi
-if [[ $node_status -ne 0 ]]; then
-  exit $node_status
-fi
-exit $js_status
+exit $node_status

@@ -1,10 +1,11 @@
 // Starts the built front-end (embedded silo) as a real process and gives tests a `ws` client
 // that waits on frames and close events with timeouts, never with fixed sleeps.
 import { spawn } from 'node:child_process';
-import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
+// Free ports and timeouts: the same helpers as the JS client's own tests.
+import { freePort, withTimeout } from '../../../clients/js/test/lib/processes.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '..', '..', '..');
@@ -15,32 +16,6 @@ export const BROKER_DLL = process.env.BROKER_DLL
 export const DEFAULT_TIMEOUT = 10_000;
 const START_TIMEOUT = 60_000;
 const STOP_TIMEOUT = 30_000;
-
-/** A port in [20000, 32000) that nothing listens on right now (any address). */
-async function freePort(taken) {
-  for (let attempt = 0; attempt < 200; attempt++) {
-    const port = 20000 + Math.floor(Math.random() * 12000);
-    if (taken.has(port)) continue;
-    const free = await new Promise((resolve) => {
-      const server = net.createServer();
-      server.once('error', () => resolve(false));
-      server.listen({ port, host: '0.0.0.0', exclusive: true }, () => server.close(() => resolve(true)));
-    });
-    if (free) {
-      taken.add(port);
-      return port;
-    }
-  }
-  throw new Error('no free port between 20000 and 32000');
-}
-
-function withTimeout(promise, ms, what) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
 
 const running = new Set();
 process.on('exit', () => {
@@ -54,9 +29,8 @@ process.on('exit', () => {
 export async function startBroker({ args = [], attempts = 3 } = {}) {
   let lastError;
   for (let attempt = 1; attempt <= attempts; attempt++) {
-    const taken = new Set();
-    const httpPort = await freePort(taken);
-    const siloPort = await freePort(taken);
+    const httpPort = await freePort();
+    const siloPort = await freePort();
     try {
       return await launch(httpPort, siloPort, args);
     } catch (err) {
