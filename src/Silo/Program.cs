@@ -40,7 +40,9 @@ builder.UseOrleans(silo =>
     }
 });
 
+builder.Services.AddSiloHealth();
 var app = builder.Build();
+app.MapSiloHealth();
 
 // Ready only while this silo is an active member of the cluster.
 app.MapGet("/healthz", (IClusterMembershipService membership, ILocalSiloDetails local) =>

@@ -32,6 +32,7 @@ public static partial class BrokerEndpoints
                 : cluster.IsReady
                     ? Results.Json(new { status = "ok", node = node.Id, connections = node.ConnectionCount })
                     : Results.Json(new { status = "no cluster", node = node.Id }, statusCode: StatusCodes.Status503ServiceUnavailable));
+        app.MapFrontendHealth();
         app.Map("/echo", (HttpContext context) => EchoAsync(context, options));
         app.MapServerApi();
         app.MapOpenApi().ExcludeFromDescription();

@@ -112,6 +112,7 @@ public static partial class BrokerHostingExtensions
 
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<FrontendNode>();
+        builder.Services.AddFrontendHealth();
         builder.Services.AddSingleton<ConnectionHandler>();
         builder.Services.AddSingleton<CommandDispatcher>();
         builder.Services.AddSingleton<RoomAuthorizer>();
