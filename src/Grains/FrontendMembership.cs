@@ -74,9 +74,9 @@ internal static partial class FrontendMembership
     public static void Unwatch(IGrainFactory grains, string frontendId, IFrontendWatcher watcher) =>
         _ = grains.Ref<IFrontendRegistryGrain>(IFrontendRegistryGrain.Key).Unwatch(frontendId, watcher);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not list live front-ends; membership will come from their heartbeats")]
+    [LoggerMessage(EventId = 2110, Level = LogLevel.Warning, Message = "Could not list live front-ends; membership will come from their heartbeats")]
     private static partial void LogRebuildSkipped(ILogger logger, Exception exception);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Front-end {FrontendId} did not say who its members are; its heartbeat will")]
+    [LoggerMessage(EventId = 2111, Level = LogLevel.Warning, Message = "Front-end {FrontendId} did not say who its members are; its heartbeat will")]
     private static partial void LogFrontendSkipped(ILogger logger, string frontendId, Exception exception);
 }

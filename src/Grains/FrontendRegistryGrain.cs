@@ -152,13 +152,13 @@ public sealed partial class FrontendRegistryGrain : Grain, IFrontendRegistryGrai
         return Task.CompletedTask;
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Front-end {FrontendId} joined the cluster")]
+    [LoggerMessage(EventId = 2100, Level = LogLevel.Information, Message = "Front-end {FrontendId} joined the cluster")]
     private static partial void LogFrontendJoined(ILogger logger, string frontendId);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Front-end {FrontendId} left the cluster")]
+    [LoggerMessage(EventId = 2101, Level = LogLevel.Information, Message = "Front-end {FrontendId} left the cluster")]
     private static partial void LogFrontendLeft(ILogger logger, string frontendId);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Front-end {FrontendId} lost (lease expired); telling {Watchers} rooms and users")]
+    [LoggerMessage(EventId = 2102, Level = LogLevel.Warning, Message = "Front-end {FrontendId} lost (lease expired); telling {Watchers} rooms and users")]
     private static partial void LogFrontendLost(ILogger logger, string frontendId, int watchers);
 
     /// <summary>A front-end's lease (null until its first renewal) and who to tell when it runs out.</summary>

@@ -537,16 +537,16 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Debug, Message = "Room {Namespace}/{Room} has had no members nor calls for its empty-room timeout; let go with {Messages} messages of history")]
+    [LoggerMessage(EventId = 2000, Level = LogLevel.Debug, Message = "Room {Namespace}/{Room} has had no members nor calls for its empty-room timeout; let go with {Messages} messages of history")]
     private static partial void LogEmptyRoomReleased(ILogger logger, string @namespace, string room, int messages);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Room {Namespace}/{Room} could not commit; its pending publishes failed and it reloads on the next call")]
+    [LoggerMessage(EventId = 2001, Level = LogLevel.Warning, Message = "Room {Namespace}/{Room} could not commit; its pending publishes failed and it reloads on the next call")]
     private static partial void LogCommitFailed(ILogger logger, string @namespace, string room, Exception exception);
 
-    [LoggerMessage(Level = LogLevel.Debug, Message = "Delivery of room {Namespace}/{Room} to front-end {FrontendId} failed ({Error}); resending")]
+    [LoggerMessage(EventId = 2002, Level = LogLevel.Debug, Message = "Delivery of room {Namespace}/{Room} to front-end {FrontendId} failed ({Error}); resending")]
     private static partial void LogDeliveryRetried(ILogger logger, string frontendId, string @namespace, string room, string error);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Front-end {FrontendId} fell too far behind room {Namespace}/{Room}; its members were dropped")]
+    [LoggerMessage(EventId = 2003, Level = LogLevel.Warning, Message = "Front-end {FrontendId} fell too far behind room {Namespace}/{Room}; its members were dropped")]
     private static partial void LogFrontendFailed(ILogger logger, string frontendId, string @namespace, string room, Exception exception);
 
     private readonly record struct Member(string User, string FrontendId);

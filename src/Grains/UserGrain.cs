@@ -234,12 +234,12 @@ public sealed partial class UserGrain : Grain, IUserGrain
         DropFrontend(frontendId);
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Direct messages for {Namespace}/{User} to front-end {FrontendId} were lost ({Error})")]
+    [LoggerMessage(EventId = 2200, Level = LogLevel.Warning, Message = "Direct messages for {Namespace}/{User} to front-end {FrontendId} were lost ({Error})")]
     private static partial void LogDeliveryFailed(ILogger logger, string frontendId, string @namespace, string user, string error);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Front-end {FrontendId} did not close the connections of {Namespace}/{User}: {ExceptionType}: {Reason}")]
+    [LoggerMessage(EventId = 2201, Level = LogLevel.Warning, Message = "Front-end {FrontendId} did not close the connections of {Namespace}/{User}: {ExceptionType}: {Reason}")]
     private static partial void LogCloseSkipped(ILogger logger, string frontendId, string @namespace, string user, string exceptionType, string reason);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Front-end {FrontendId} did not take direct messages for {Namespace}/{User}; its connections were dropped")]
+    [LoggerMessage(EventId = 2202, Level = LogLevel.Warning, Message = "Front-end {FrontendId} did not take direct messages for {Namespace}/{User}; its connections were dropped")]
     private static partial void LogFrontendFailed(ILogger logger, string frontendId, string @namespace, string user, Exception exception);
 }

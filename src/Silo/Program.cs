@@ -1,12 +1,15 @@
 using System.Net;
 using Broker.Grains.Hosting;
+using Broker.Hosting;
 using Broker.Silo;
 using Orleans.Configuration;
+using Orleans.Dashboard;
 using Orleans.Runtime;
 
 var builder = WebApplication.CreateBuilder(args);
 builder.Configuration.AddCommandLine(args, SiloHostOptions.Switches);
-builder.Logging.AddSimpleConsole(o => o.TimestampFormat = "HH:mm:ss.fff ");
+// The console formatter is Logging:Console:FormatterName (simple by default, json, systemd).
+builder.Services.AddConsoleLogFormat();
 builder.Logging.AddFilter("Orleans", LogLevel.Warning);
 builder.Logging.AddFilter("Polly", LogLevel.Warning);
 builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
@@ -20,7 +23,10 @@ if (problems.Count > 0)
 }
 
 var advertise = IPAddress.Parse(options.Advertise);
-builder.WebHost.UseUrls($"http://{(IPAddress.IsLoopback(advertise) ? "127.0.0.1" : "0.0.0.0")}:{options.HealthPort}");
+var bind = IPAddress.IsLoopback(advertise) ? "127.0.0.1" : "0.0.0.0";
+builder.WebHost.UseUrls(options.DashboardPort is { } dashboardPort
+    ? [$"http://{bind}:{options.HealthPort}", $"http://{bind}:{dashboardPort}"]
+    : [$"http://{bind}:{options.HealthPort}"]);
 builder.UseOrleans(silo =>
 {
     if (string.IsNullOrEmpty(options.Redis))
@@ -34,6 +40,12 @@ builder.UseOrleans(silo =>
     }
 
     silo.AddBrokerGrains(options.Memory);
+    if (options.DashboardPort is not null)
+    {
+        // Orleans Dashboard, served on its own port only (below).
+        silo.AddDashboard();
+    }
+
     if (options.Store == "redis")
     {
         silo.UseBrokerRedisRoomStore(options.StoreRedis ?? options.Redis!, options.ServiceId);
@@ -42,6 +54,14 @@ builder.UseOrleans(silo =>
 
 builder.Services.AddSiloHealth();
 var app = builder.Build();
+if (options.DashboardPort is { } port)
+{
+    // The dashboard answers on its own port only (404 on the health port), whatever Host
+    // header a tunnel or proxy in front of it sends.
+    app.MapOrleansDashboard().AddEndpointFilter((context, next) =>
+        context.HttpContext.Connection.LocalPort == port ? next(context) : ValueTask.FromResult<object?>(Results.NotFound()));
+}
+
 app.MapSiloHealth();
 
 // Ready only while this silo is an active member of the cluster.
@@ -63,15 +83,15 @@ app.MapGet("/stats", async (IGrainFactory grains, ILocalSiloDetails local) =>
     });
 });
 
-app.Logger.LogInformation(
-    "Broker silo starting: {Clustering} clustering, {Store} room store, cluster {ClusterId}, advertised {Advertise}, silo port {SiloPort}, gateway port {GatewayPort}, health http://{Advertise}:{HealthPort}/healthz",
+SiloLog.Starting(
+    app.Logger,
     string.IsNullOrEmpty(options.Redis) ? "localhost" : "Redis " + options.Redis,
     options.Store == "redis" ? "Redis " + (options.StoreRedis ?? options.Redis) : "in-memory",
     options.ClusterId,
     options.Advertise,
     options.SiloPort,
     options.GatewayPort,
-    options.Advertise,
-    options.HealthPort);
+    options.HealthPort,
+    options.DashboardPort is { } shown ? $"http://{options.Advertise}:{shown}/" : "off");
 await app.RunAsync();
 return 0;

@@ -20,6 +20,7 @@ public sealed class SiloHostOptions
         ["--service-id"] = "Silo:ServiceId",
         ["--store"] = "Silo:Store",
         ["--store-redis"] = "Silo:StoreRedis",
+        ["--dashboard-port"] = "Silo:DashboardPort",
     };
 
     /// <summary>Redis for cluster membership ("HOST:PORT" or a connection string); unset: a one-silo localhost cluster.</summary>
@@ -33,6 +34,9 @@ public sealed class SiloHostOptions
 
     /// <summary>HTTP port of /healthz (loopback unless Advertise is not loopback).</summary>
     public int HealthPort { get; set; } = 8081;
+
+    /// <summary>HTTP port of the Orleans Dashboard (bound like HealthPort); unset (the default): no dashboard.</summary>
+    public int? DashboardPort { get; set; }
 
     /// <summary>The address other silos and front-ends reach this one at.</summary>
     public string Advertise { get; set; } = IPAddress.Loopback.ToString();
@@ -57,6 +61,18 @@ public sealed class SiloHostOptions
             if (port is < 1 or > 65535)
             {
                 yield return $"Silo:{name} must be a port number (1-65535).";
+            }
+        }
+
+        if (DashboardPort is { } dashboard)
+        {
+            if (dashboard is < 1 or > 32767)
+            {
+                yield return "Silo:DashboardPort must be a port number (1-32767).";
+            }
+            else if (dashboard == SiloPort || dashboard == GatewayPort || dashboard == HealthPort)
+            {
+                yield return "Silo:DashboardPort must differ from SiloPort, GatewayPort and HealthPort.";
             }
         }
 

@@ -250,9 +250,9 @@ public sealed partial class BrokerSocketTransportFactory : IConnectionListenerFa
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Accepting a connection failed ({Error}); accepting again in {DelayMs} ms")]
+    [LoggerMessage(EventId = 4000, Level = LogLevel.Warning, Message = "Accepting a connection failed ({Error}); accepting again in {DelayMs} ms")]
     private static partial void LogAcceptFailed(ILogger logger, SocketError error, double delayMs);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "A WebSocket connection ended with an unexpected error")]
+    [LoggerMessage(EventId = 4001, Level = LogLevel.Warning, Message = "A WebSocket connection ended with an unexpected error")]
     private static partial void LogConnectionFailed(ILogger logger, Exception exception);
 }

@@ -30,6 +30,9 @@ public static class BrokerSiloExtensions
         silo.Services.TryAddSingleton<IActivationGate>(new MemoryActivationGate(memory));
         silo.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = ResponseTimeout);
 
+        // No false "Participant check thread has not completed for <uptime>" at start (WatchdogClock).
+        WatchdogClock.Use(silo.Services);
+
         // Under memory pressure Orleans deactivates idle activations, least recently used first
         // (rooms with members come back when next called, rebuilt from the front-ends).
         silo.Configure<GrainCollectionOptions>(o =>

@@ -289,13 +289,13 @@ public sealed partial class CommandDispatcher
         return CallAsync(caller, () => grain.CloseConnections(reason));
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not tell {Key} that connection {ConnectionId} left; retrying with the heartbeat")]
+    [LoggerMessage(EventId = 1200, Level = LogLevel.Warning, Message = "Could not tell {Key} that connection {ConnectionId} left; retrying with the heartbeat")]
     private static partial void LogLeaveOwed(ILogger logger, string connectionId, string key, Exception exception);
 
-    [LoggerMessage(Level = LogLevel.Debug, Message = "A command of {Caller} was answered unavailable: {ExceptionType}: {Reason}")]
+    [LoggerMessage(EventId = 1201, Level = LogLevel.Debug, Message = "A command of {Caller} was answered unavailable: {ExceptionType}: {Reason}")]
     private static partial void LogUnavailable(ILogger logger, string caller, string exceptionType, string reason);
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "A command of {Caller} failed")]
+    [LoggerMessage(EventId = 1202, Level = LogLevel.Error, Message = "A command of {Caller} failed")]
     private static partial void LogFailed(ILogger logger, string caller, Exception exception);
 }
 

@@ -423,18 +423,18 @@ public sealed partial class ConnectionHandler
         ex is WebSocketException or IOException or OperationCanceledException or ObjectDisposedException
             or System.Net.Sockets.SocketException or MessageTooBigException;
 
-    [LoggerMessage(Level = LogLevel.Debug, Message = "Connection {ConnectionId} opened in namespace {Namespace} as {User}")]
+    [LoggerMessage(EventId = 1100, Level = LogLevel.Debug, Message = "Connection {ConnectionId} opened in namespace {Namespace} as {User}")]
     private static partial void LogConnected(ILogger logger, string connectionId, string @namespace, string user);
 
-    [LoggerMessage(Level = LogLevel.Debug, Message = "Connection {ConnectionId} closed (close status {CloseStatus})")]
+    [LoggerMessage(EventId = 1101, Level = LogLevel.Debug, Message = "Connection {ConnectionId} closed (close status {CloseStatus})")]
     private static partial void LogDisconnected(ILogger logger, string connectionId, int closeStatus);
 
-    [LoggerMessage(Level = LogLevel.Debug, Message = "Connection {ConnectionId} ended by a socket fault: {ExceptionType}: {Reason}")]
+    [LoggerMessage(EventId = 1102, Level = LogLevel.Debug, Message = "Connection {ConnectionId} ended by a socket fault: {ExceptionType}: {Reason}")]
     private static partial void LogConnectionFaulted(ILogger logger, string connectionId, string exceptionType, string reason);
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "Connection {ConnectionId} failed")]
+    [LoggerMessage(EventId = 1103, Level = LogLevel.Error, Message = "Connection {ConnectionId} failed")]
     private static partial void LogConnectionFailed(ILogger logger, string connectionId, Exception exception);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Cluster unavailable while connection {ConnectionId} connected: closed with 1013")]
+    [LoggerMessage(EventId = 1104, Level = LogLevel.Warning, Message = "Cluster unavailable while connection {ConnectionId} connected: closed with 1013")]
     private static partial void LogClusterUnavailable(ILogger logger, string connectionId, Exception exception);
 }

@@ -235,12 +235,12 @@ public sealed partial class FrontendObserver : IFrontendObserver
     /// <summary>An event as offered to each member; member events skip the user they are about.</summary>
     private sealed record Offered(string Activation, string Epoch, long Version, long Seq, byte[] Frame, string? ExceptUser);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Closed {Count} connections of {Namespace}/{User} for the server API")]
+    [LoggerMessage(EventId = 1110, Level = LogLevel.Information, Message = "Closed {Count} connections of {Namespace}/{User} for the server API")]
     private static partial void LogUserDisconnected(ILogger logger, string @namespace, string user, int count);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not fetch messages {From}..{UpTo} of room {Namespace}/{Room} to fill a gap")]
+    [LoggerMessage(EventId = 1111, Level = LogLevel.Warning, Message = "Could not fetch messages {From}..{UpTo} of room {Namespace}/{Room} to fill a gap")]
     private static partial void LogGapFillFailed(ILogger logger, string @namespace, string room, long from, long upTo, Exception exception);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Connection {ConnectionId} missed messages after {LastSeq} up to {UpTo} of room {Namespace}/{Room} that history no longer holds; closing it so it recovers")]
+    [LoggerMessage(EventId = 1112, Level = LogLevel.Warning, Message = "Connection {ConnectionId} missed messages after {LastSeq} up to {UpTo} of room {Namespace}/{Room} that history no longer holds; closing it so it recovers")]
     private static partial void LogGapNotCovered(ILogger logger, string connectionId, string @namespace, string room, long lastSeq, long upTo);
 }

@@ -5,6 +5,7 @@ using Broker.Frontend.Options;
 using Broker.Frontend.Security;
 using Broker.Transport;
 using Broker.Grains.Hosting;
+using Broker.Hosting;
 using Orleans.Configuration;
 using Microsoft.Extensions.Options;
 
@@ -35,7 +36,8 @@ public static partial class BrokerHostingExtensions
             builder.WebHost.UseUrls(DefaultUrls);
         }
 
-        builder.Logging.AddSimpleConsole(o => o.TimestampFormat = "HH:mm:ss.fff ");
+        // The console formatter is Logging:Console:FormatterName (simple by default, json, systemd).
+        builder.Services.AddConsoleLogFormat();
         builder.Logging.AddFilter("Orleans", LogLevel.Warning);
         builder.Logging.AddFilter("Polly", LogLevel.Warning);
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
@@ -208,10 +210,10 @@ public static partial class BrokerHostingExtensions
 
         public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-        [LoggerMessage(Level = LogLevel.Information, Message = "Broker front-end {NodeId} started in embedded mode (co-hosted silo on port {SiloPort}); namespaces: {Namespaces}")]
+        [LoggerMessage(EventId = 1000, Level = LogLevel.Information, Message = "Broker front-end {NodeId} started in embedded mode (co-hosted silo on port {SiloPort}); namespaces: {Namespaces}")]
         private static partial void LogStartedEmbedded(ILogger logger, string nodeId, int siloPort, string namespaces);
 
-        [LoggerMessage(Level = LogLevel.Information, Message = "Broker front-end {NodeId} started in cluster mode (Redis {Redis}, cluster {ClusterId}); namespaces: {Namespaces}")]
+        [LoggerMessage(EventId = 1001, Level = LogLevel.Information, Message = "Broker front-end {NodeId} started in cluster mode (Redis {Redis}, cluster {ClusterId}); namespaces: {Namespaces}")]
         private static partial void LogStartedCluster(ILogger logger, string nodeId, string redis, string clusterId, string namespaces);
     }
 }

@@ -76,6 +76,6 @@ public sealed partial class ClusterInfo
             .Where(s => s.SiloAddress.Equals(silo) && (s.GrainType == grainType || s.GrainType.StartsWith(grainType + ",", StringComparison.Ordinal)))
             .Sum(s => s.ActivationCount);
 
-    [LoggerMessage(Level = LogLevel.Debug, Message = "GET /api/info was answered unavailable: {ExceptionType}: {Reason}")]
+    [LoggerMessage(EventId = 1030, Level = LogLevel.Debug, Message = "GET /api/info was answered unavailable: {ExceptionType}: {Reason}")]
     private static partial void LogUnavailable(ILogger logger, string exceptionType, string reason);
 }

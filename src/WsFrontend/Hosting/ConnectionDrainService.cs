@@ -61,12 +61,12 @@ public sealed partial class ConnectionDrainService : IHostedLifecycleService
 
     public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Front-end {NodeId} shutting down: closing {Count} connections with 1012")]
+    [LoggerMessage(EventId = 1010, Level = LogLevel.Information, Message = "Front-end {NodeId} shutting down: closing {Count} connections with 1012")]
     private static partial void LogDraining(ILogger logger, string nodeId, int count);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not tell the cluster this front-end is leaving; its lease will run out")]
+    [LoggerMessage(EventId = 1011, Level = LogLevel.Warning, Message = "Could not tell the cluster this front-end is leaving; its lease will run out")]
     private static partial void LogLeaveFailed(ILogger logger, Exception exception);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Shutdown went on with {Count} connections still closing")]
+    [LoggerMessage(EventId = 1012, Level = LogLevel.Warning, Message = "Shutdown went on with {Count} connections still closing")]
     private static partial void LogDrainIncomplete(ILogger logger, int count);
 }

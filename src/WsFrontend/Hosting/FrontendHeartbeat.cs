@@ -210,12 +210,12 @@ public sealed partial class FrontendHeartbeat : BackgroundService
         _node.Settle(leave);
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Front-end {NodeId} registered with the cluster; restating its members")]
+    [LoggerMessage(EventId = 1020, Level = LogLevel.Information, Message = "Front-end {NodeId} registered with the cluster; restating its members")]
     private static partial void LogRegistered(ILogger logger, string nodeId);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not renew this front-end's lease; retrying")]
+    [LoggerMessage(EventId = 1021, Level = LogLevel.Warning, Message = "Could not renew this front-end's lease; retrying")]
     private static partial void LogRenewFailed(ILogger logger, Exception exception);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Restating members to {Count} rooms and users did not complete; retrying in a moment")]
+    [LoggerMessage(EventId = 1022, Level = LogLevel.Warning, Message = "Restating members to {Count} rooms and users did not complete; retrying in a moment")]
     private static partial void LogHeartbeatFailed(ILogger logger, int count, Exception exception);
 }
