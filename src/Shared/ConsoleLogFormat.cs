@@ -21,7 +21,10 @@ internal static class ConsoleLogFormat
 
     public static IServiceCollection AddConsoleLogFormat(this IServiceCollection services)
     {
-        // After the configuration's own values, so a configured timestamp format (or "") wins.
+        // After the configuration's own values, so that a configured name or timestamp format
+        // (even "") wins. The name is set because, left unset, the console provider copies the
+        // obsolete ConsoleLoggerOptions.TimestampFormat (null) over the simple formatter's own.
+        services.PostConfigure<ConsoleLoggerOptions>(o => o.FormatterName ??= ConsoleFormatterNames.Simple);
         services.PostConfigure<SimpleConsoleFormatterOptions>(o => o.TimestampFormat ??= DefaultTimestampFormat);
         services.AddOptions<ConsoleLoggerOptions>()
             .Validate(

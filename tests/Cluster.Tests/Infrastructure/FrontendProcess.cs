@@ -2,7 +2,10 @@ using System.Globalization;
 
 namespace Broker.Cluster.Tests.Infrastructure;
 
-/// <summary>A Broker.WsFrontend process in cluster mode (a pure Orleans client finding gateways through Redis).</summary>
+/// <summary>
+/// A Broker.WsFrontend process in cluster mode (a pure Orleans client finding gateways through
+/// Redis), or in embedded mode (its own silo) when started with no Redis.
+/// </summary>
 public sealed class FrontendProcess : ChildProcess
 {
     private FrontendProcess(string nodeId, string logDirectory)
@@ -19,9 +22,12 @@ public sealed class FrontendProcess : ChildProcess
 
     public TimeSpan StartupTime { get; private set; }
 
-    /// <summary>Starts a front-end; <paramref name="settings"/> are extra switches such as "--Broker:LeaseTtl=00:00:06".</summary>
+    /// <summary>
+    /// Starts a front-end (with <paramref name="redis"/> null, in embedded mode on a free silo port);
+    /// <paramref name="settings"/> are extra switches such as "--Broker:LeaseTtl=00:00:06".
+    /// </summary>
     public static async Task<FrontendProcess> StartAsync(
-        string nodeId, string logDirectory, string redis, bool waitHealthy = true, IEnumerable<string>? settings = null)
+        string nodeId, string logDirectory, string? redis, bool waitHealthy = true, IEnumerable<string>? settings = null)
     {
         var frontend = new FrontendProcess(nodeId, logDirectory);
         try
@@ -30,7 +36,9 @@ public sealed class FrontendProcess : ChildProcess
             List<string> args =
             [
                 dll,
-                "--redis", redis,
+                .. redis is null
+                    ? ["--Broker:Embedded:SiloPort", FreePorts.Next().ToString(CultureInfo.InvariantCulture)]
+                    : (string[])["--redis", redis],
                 "--urls", $"http://127.0.0.1:{frontend.Port.ToString(CultureInfo.InvariantCulture)}",
                 "--node-id", nodeId,
             ];

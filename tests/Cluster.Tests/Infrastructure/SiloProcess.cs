@@ -38,22 +38,33 @@ public sealed class SiloProcess : ChildProcess
     /// <summary>How long the silo took from start to a 200 on /healthz.</summary>
     public TimeSpan StartupTime { get; private set; }
 
-    /// <summary>Starts a silo; with <paramref name="waitHealthy"/> returns once it is an active member.</summary>
-    public static async Task<SiloProcess> StartAsync(string name, string logDirectory, string redis, bool waitHealthy = true, bool durable = false)
+    /// <summary>
+    /// Starts a silo (with <paramref name="redis"/> null, a one-silo localhost cluster); with
+    /// <paramref name="waitHealthy"/> returns once it is an active member. <paramref name="settings"/>
+    /// are extra switches such as "--dashboard-port", "31000".
+    /// </summary>
+    public static async Task<SiloProcess> StartAsync(
+        string name, string logDirectory, string? redis, bool waitHealthy = true, bool durable = false, IEnumerable<string>? settings = null)
     {
         var silo = new SiloProcess(name, logDirectory);
         try
         {
             var dll = BuildOutput.SiloDll;
-            silo.Start("dotnet",
+            List<string> args = [dll];
+            if (redis is not null)
+            {
+                args.AddRange(["--redis", redis]);
+            }
+
+            args.AddRange(
             [
-                dll,
-                "--redis", redis,
                 "--silo-port", silo.SiloPort.ToString(CultureInfo.InvariantCulture),
                 "--gateway-port", silo.GatewayPort.ToString(CultureInfo.InvariantCulture),
                 "--health-port", silo.HealthPort.ToString(CultureInfo.InvariantCulture),
                 "--store", durable ? "redis" : "memory",
-            ], Path.GetDirectoryName(dll));
+            ]);
+            args.AddRange(settings ?? []);
+            silo.Start("dotnet", args, Path.GetDirectoryName(dll));
             if (waitHealthy)
             {
                 await silo.WaitHealthyAsync();
