@@ -39,8 +39,21 @@ public sealed partial class FrontendHeartbeat : BackgroundService
         _logger = logger;
     }
 
-    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
-        Task.WhenAll(RenewLoopAsync(stoppingToken), RestateLoopAsync(stoppingToken));
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        try
+        {
+            // Cluster mode: the cluster client connects in the background; nothing to renew before.
+            await _cluster.Connected.WaitAsync(stoppingToken);
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopped before the cluster was reached.
+            return;
+        }
+
+        await Task.WhenAll(RenewLoopAsync(stoppingToken), RestateLoopAsync(stoppingToken));
+    }
 
     /// <summary>
     /// Renews the lease every LeaseInterval, whatever else is slow: a renewal never waits for
