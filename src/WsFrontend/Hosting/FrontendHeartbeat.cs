@@ -93,7 +93,15 @@ public sealed partial class FrontendHeartbeat : BackgroundService
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            LogRenewFailed(_logger, ex);
+            if (_cluster.IsReady)
+            {
+                LogRenewFailed(_logger, ex);
+            }
+            else
+            {
+                // Every silo is gone: said once by ClusterConnector, not every LeaseInterval.
+                LogRenewFailedNoCluster(_logger, ex.GetType().Name, ex.Message);
+            }
         }
         catch (OperationCanceledException)
         {
@@ -187,7 +195,15 @@ public sealed partial class FrontendHeartbeat : BackgroundService
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            LogHeartbeatFailed(_logger, calls.Count(c => !c.IsCompletedSuccessfully), ex);
+            if (_cluster.IsReady)
+            {
+                LogHeartbeatFailed(_logger, calls.Count(c => !c.IsCompletedSuccessfully), ex);
+            }
+            else
+            {
+                LogHeartbeatFailedNoCluster(_logger, calls.Count(c => !c.IsCompletedSuccessfully), ex.GetType().Name, ex.Message);
+            }
+
             return false;
         }
     }
@@ -228,6 +244,12 @@ public sealed partial class FrontendHeartbeat : BackgroundService
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Could not renew this front-end's lease; retrying")]
     private static partial void LogRenewFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 1508, Level = LogLevel.Debug, Message = "Could not renew this front-end's lease while no silo gateway is connected: {ExceptionType}: {Reason}")]
+    private static partial void LogRenewFailedNoCluster(ILogger logger, string exceptionType, string reason);
+
+    [LoggerMessage(EventId = 1509, Level = LogLevel.Debug, Message = "Restating members to {Count} rooms and users failed while no silo gateway is connected: {ExceptionType}: {Reason}")]
+    private static partial void LogHeartbeatFailedNoCluster(ILogger logger, int count, string exceptionType, string reason);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Restating members to {Count} rooms and users did not complete; retrying in a moment")]
     private static partial void LogHeartbeatFailed(ILogger logger, int count, Exception exception);
