@@ -69,7 +69,10 @@ public static partial class BrokerEndpoints
                 context.Request.Headers.Authorization.ToString(),
                 context.Request.Headers.Origin.ToString(),
                 context.Request.Query.TryGetValue("token", out var token) ? token.ToString() : null,
-                context.Request.Query["user"].ToString());
+                context.Request.Query["user"].ToString())
+            {
+                NoCluster = !services.GetRequiredService<IClusterReadiness>().IsReady,
+            };
             var (admitted, refusal) = await ConnectAdmission.AdmitAsync(request, options, services.GetRequiredService<TokenAuthenticator>());
             if (admitted is null)
             {

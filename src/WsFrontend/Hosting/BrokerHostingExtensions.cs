@@ -92,9 +92,11 @@ public static partial class BrokerHostingExtensions
         }
         else
         {
-            // A pure Orleans client: it finds gateways through Redis and keeps trying until one answers.
+            // A pure Orleans client: it finds gateways through Redis and keeps trying until one
+            // answers — in the background (ClusterConnector), so that HTTP is served meanwhile.
             var readiness = new GatewayReadiness();
             builder.Services.AddSingleton<IClusterReadiness>(readiness);
+            var hostedBefore = ClusterConnector.HostedServices(builder.Services);
             builder.UseOrleansClient(client =>
             {
                 client.UseRedisClustering(o => o.ConfigurationOptions = BrokerSiloExtensions.RedisConfiguration(cluster.Redis));
@@ -108,8 +110,12 @@ public static partial class BrokerHostingExtensions
                 client.Configure<GatewayOptions>(o => o.GatewayListRefreshPeriod = TimeSpan.FromSeconds(5));
                 client.Configure<ClientMessagingOptions>(o => o.ResponseTimeout = BrokerSiloExtensions.ResponseTimeout);
                 client.AddClusterConnectionStatusObserver(readiness);
-                client.UseConnectionRetryFilter(readiness.RetryConnectAsync);
             });
+            ClusterConnector.ReplaceClientStart(builder.Services, hostedBefore, readiness);
+
+            // The client warns at every attempt that finds no gateway; ClusterConnector says it once.
+            builder.Logging.AddFilter("Orleans.Messaging.GatewayManager", level =>
+                level >= LogLevel.Error || (level >= LogLevel.Warning && readiness.Connected.IsCompleted));
         }
 
         builder.Services.AddSingleton(TimeProvider.System);

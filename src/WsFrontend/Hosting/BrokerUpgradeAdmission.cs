@@ -27,6 +27,7 @@ public sealed partial class BrokerUpgradeAdmission : IUpgradeAdmission
     private readonly ConnectionLimits _limits;
     private readonly ClientEventLog _events;
     private readonly ILogger<BrokerUpgradeAdmission> _logger;
+    private readonly IClusterReadiness _cluster;
 
     public BrokerUpgradeAdmission(
         IOptions<BrokerOptions> options,
@@ -35,8 +36,10 @@ public sealed partial class BrokerUpgradeAdmission : IUpgradeAdmission
         Connections.ConnectionHandler handler,
         ConnectionLimits limits,
         ClientEventLog events,
+        IClusterReadiness cluster,
         ILogger<BrokerUpgradeAdmission> logger)
     {
+        _cluster = cluster;
         _options = options.Value;
         _lifetime = lifetime;
         _tokens = tokens;
@@ -75,7 +78,10 @@ public sealed partial class BrokerUpgradeAdmission : IUpgradeAdmission
                 request.Authorization,
                 request.Origin,
                 query.TryGetValue("token", out var token) ? token.ToString() : null,
-                query.TryGetValue("user", out var user) ? user.ToString() : string.Empty),
+                query.TryGetValue("user", out var user) ? user.ToString() : string.Empty)
+            {
+                NoCluster = !_cluster.IsReady,
+            },
             _options,
             _tokens);
         if (admitted is null)

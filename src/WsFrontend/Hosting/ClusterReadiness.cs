@@ -3,10 +3,17 @@ namespace Broker.Frontend.Hosting;
 /// <summary>Whether this front-end can reach the cluster: /healthz answers 200 only then.</summary>
 public interface IClusterReadiness
 {
+    /// <summary>Connected to the cluster (its client started) and at least one gateway is there now.</summary>
     bool IsReady { get; }
 
     /// <summary>Grows each time a gateway connection is lost (a silo died or left): members are then restated.</summary>
     int GatewayLosses { get; }
+
+    /// <summary>
+    /// Completes when the cluster client has first connected; never faults. What needs the
+    /// cluster (the heartbeat, the drain's farewell) waits for it instead of failing.
+    /// </summary>
+    Task Connected { get; }
 }
 
 /// <summary>Embedded mode: the co-hosted silo starts before the server accepts anything.</summary>
@@ -15,22 +22,28 @@ internal sealed class EmbeddedReadiness : IClusterReadiness
     public bool IsReady => true;
 
     public int GatewayLosses => 0;
+
+    public Task Connected => Task.CompletedTask;
 }
 
 /// <summary>
-/// Cluster mode: ready while at least one gateway is connected. Also the client's connection
-/// retry filter: a front-end started before any silo keeps trying instead of exiting.
+/// Cluster mode: ready once the cluster client has connected (<see cref="ClusterConnector"/>)
+/// and while at least one gateway is connected.
 /// </summary>
 internal sealed class GatewayReadiness : IClusterReadiness, IClusterConnectionStatusObserver
 {
-    private static readonly TimeSpan RetryDelay = TimeSpan.FromSeconds(1);
+    private readonly TaskCompletionSource _connected = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _gateways;
     private int _losses;
-    private int _attempts;
 
-    public bool IsReady => Volatile.Read(ref _gateways) > 0;
+    public bool IsReady => _connected.Task.IsCompleted && Volatile.Read(ref _gateways) > 0;
 
     public int GatewayLosses => Volatile.Read(ref _losses);
+
+    public Task Connected => _connected.Task;
+
+    /// <summary>The cluster client's start completed: it has a gateway and the cluster's manifest.</summary>
+    public void MarkConnected() => _connected.TrySetResult();
 
     public void NotifyGatewayCountChanged(int currentNumberOfGateways, int previousNumberOfGateways, bool connectionRecovered)
     {
@@ -45,16 +58,5 @@ internal sealed class GatewayReadiness : IClusterReadiness, IClusterConnectionSt
     {
         Volatile.Write(ref _gateways, 0);
         Interlocked.Increment(ref _losses);
-    }
-
-    public async Task<bool> RetryConnectAsync(Exception exception, CancellationToken cancellationToken)
-    {
-        if (Interlocked.Increment(ref _attempts) % 10 == 1)
-        {
-            Console.Error.WriteLine($"Waiting for the cluster: {exception.Message}");
-        }
-
-        await Task.Delay(RetryDelay, cancellationToken);
-        return true;
     }
 }

@@ -7,7 +7,11 @@ namespace Broker.Frontend.Hosting;
 /// <param name="Path">The request path, e.g. "/chat" or "/chat/anything".</param>
 /// <param name="Token">The <c>?token=</c> query value; null when the query has none.</param>
 /// <param name="UserQuery">The <c>?user=</c> query value; empty when the query has none.</param>
-public readonly record struct ConnectRequest(string Path, bool IsWebSocket, bool Stopping, string? Authorization, string? Origin, string? Token, string UserQuery);
+public readonly record struct ConnectRequest(string Path, bool IsWebSocket, bool Stopping, string? Authorization, string? Origin, string? Token, string UserQuery)
+{
+    /// <summary>This node is not connected to the cluster (still waiting for it, or every silo is gone): nothing could be served.</summary>
+    public bool NoCluster { get; init; }
+}
 
 /// <summary>A connect request let in: its namespace and identity.</summary>
 /// <param name="User">The connection's user: a token's sub, a ?user= name (guest:NAME where tokens are verified), or a generated anon-… id.</param>
@@ -24,13 +28,15 @@ public readonly record struct Refusal(int Status, string Message);
 
 /// <summary>
 /// The handshake's decisions, in protocol order (protocol.md "Connecting"): the namespace, a
-/// WebSocket request, the node not stopping, the origin, then identity — a token; else
+/// WebSocket request, the node not stopping and connected to the cluster, the origin, then identity — a token; else
 /// <c>?user=</c> where the namespace allows it; else an anonymous id — and the name's length.
 /// Identity (v1.1): a <c>?user=</c> name may not be reserved (<see cref="UserNames"/>, 400), and
 /// once a token key is configured it is unverified and lives apart, as <c>guest:NAME</c>.
 /// </summary>
 public static class ConnectAdmission
 {
+    public const string NoClusterMessage = "This node cannot reach the cluster yet; retry shortly or connect to another node.";
+
     public static async ValueTask<(Admitted? Admitted, Refusal Refusal)> AdmitAsync(ConnectRequest request, BrokerOptions options, TokenAuthenticator tokens)
     {
         var segment = request.Path.TrimStart('/');
@@ -55,6 +61,11 @@ public static class ConnectAdmission
         if (request.Stopping)
         {
             return Refuse(StatusCodes.Status503ServiceUnavailable, "This node is shutting down; connect to another one.");
+        }
+
+        if (request.NoCluster)
+        {
+            return Refuse(StatusCodes.Status503ServiceUnavailable, NoClusterMessage);
         }
 
         if (!OriginAllowed(options, request.Origin))

@@ -17,9 +17,11 @@ public sealed partial class ConnectionDrainService : IHostedLifecycleService
     private readonly IGrainFactory _grains;
     private readonly BrokerOptions _options;
     private readonly ILogger<ConnectionDrainService> _logger;
+    private readonly IClusterReadiness _cluster;
 
-    public ConnectionDrainService(FrontendNode node, IGrainFactory grains, IOptions<BrokerOptions> options, ILogger<ConnectionDrainService> logger)
+    public ConnectionDrainService(FrontendNode node, IGrainFactory grains, IOptions<BrokerOptions> options, IClusterReadiness cluster, ILogger<ConnectionDrainService> logger)
     {
+        _cluster = cluster;
         _node = node;
         _grains = grains;
         _options = options.Value;
@@ -38,6 +40,12 @@ public sealed partial class ConnectionDrainService : IHostedLifecycleService
         catch (Exception ex) when (ex is TimeoutException or OperationCanceledException)
         {
             LogDrainIncomplete(_logger, _node.ConnectionCount);
+        }
+
+        if (!_cluster.Connected.IsCompleted)
+        {
+            // Stopped while still waiting for the cluster: it never knew this front-end.
+            return;
         }
 
         try

@@ -28,6 +28,10 @@ public static class FrontendHealth
     public static IServiceCollection AddFrontendHealth(this IServiceCollection services)
     {
         services.AddHealthChecks().AddCheck<FrontendReadyCheck>("cluster", tags: [FrontendReadyCheck.Tag]);
+
+        // The health check service logs an error for every probe answered unhealthy (one a probe
+        // period while waiting for the cluster); ClusterConnector logs the changes instead.
+        services.AddLogging(logging => logging.AddFilter("Microsoft.Extensions.Diagnostics.HealthChecks.DefaultHealthCheckService", LogLevel.Critical));
         return services;
     }
 

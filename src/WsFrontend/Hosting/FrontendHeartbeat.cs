@@ -39,8 +39,21 @@ public sealed partial class FrontendHeartbeat : BackgroundService
         _logger = logger;
     }
 
-    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
-        Task.WhenAll(RenewLoopAsync(stoppingToken), RestateLoopAsync(stoppingToken));
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        try
+        {
+            // Cluster mode: the cluster client connects in the background; nothing to renew before.
+            await _cluster.Connected.WaitAsync(stoppingToken);
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopped before the cluster was reached.
+            return;
+        }
+
+        await Task.WhenAll(RenewLoopAsync(stoppingToken), RestateLoopAsync(stoppingToken));
+    }
 
     /// <summary>
     /// Renews the lease every LeaseInterval, whatever else is slow: a renewal never waits for
@@ -80,7 +93,15 @@ public sealed partial class FrontendHeartbeat : BackgroundService
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            LogRenewFailed(_logger, ex);
+            if (_cluster.IsReady)
+            {
+                LogRenewFailed(_logger, ex);
+            }
+            else
+            {
+                // Every silo is gone: said once by ClusterConnector, not every LeaseInterval.
+                LogRenewFailedNoCluster(_logger, ex.GetType().Name, ex.Message);
+            }
         }
         catch (OperationCanceledException)
         {
@@ -174,7 +195,15 @@ public sealed partial class FrontendHeartbeat : BackgroundService
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            LogHeartbeatFailed(_logger, calls.Count(c => !c.IsCompletedSuccessfully), ex);
+            if (_cluster.IsReady)
+            {
+                LogHeartbeatFailed(_logger, calls.Count(c => !c.IsCompletedSuccessfully), ex);
+            }
+            else
+            {
+                LogHeartbeatFailedNoCluster(_logger, calls.Count(c => !c.IsCompletedSuccessfully), ex.GetType().Name, ex.Message);
+            }
+
             return false;
         }
     }
@@ -215,6 +244,12 @@ public sealed partial class FrontendHeartbeat : BackgroundService
 
     [LoggerMessage(EventId = 1021, Level = LogLevel.Warning, Message = "Could not renew this front-end's lease; retrying")]
     private static partial void LogRenewFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 1508, Level = LogLevel.Debug, Message = "Could not renew this front-end's lease while no silo gateway is connected: {ExceptionType}: {Reason}")]
+    private static partial void LogRenewFailedNoCluster(ILogger logger, string exceptionType, string reason);
+
+    [LoggerMessage(EventId = 1509, Level = LogLevel.Debug, Message = "Restating members to {Count} rooms and users failed while no silo gateway is connected: {ExceptionType}: {Reason}")]
+    private static partial void LogHeartbeatFailedNoCluster(ILogger logger, int count, string exceptionType, string reason);
 
     [LoggerMessage(EventId = 1022, Level = LogLevel.Warning, Message = "Restating members to {Count} rooms and users did not complete; retrying in a moment")]
     private static partial void LogHeartbeatFailed(ILogger logger, int count, Exception exception);

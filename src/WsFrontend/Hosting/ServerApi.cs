@@ -79,9 +79,19 @@ public static class ServerApi
     {
         var context = invocation.HttpContext;
         context.Response.Headers.CacheControl = "no-store";
-        return context.RequestServices.GetRequiredService<ServerApiGuard>().Check(context) is { } refused
-            ? Problem(refused)
-            : await next(invocation);
+        if (context.RequestServices.GetRequiredService<ServerApiGuard>().Check(context) is { } refused)
+        {
+            return Problem(refused);
+        }
+
+        if (!context.RequestServices.GetRequiredService<IClusterReadiness>().IsReady)
+        {
+            // Every route needs the cluster: waiting for it at start, or every silo is gone.
+            context.Response.Headers.RetryAfter = ConnectionLimits.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            return Problem(new CommandError(ErrorCodes.Unavailable, "This node cannot reach the cluster yet; try again shortly."));
+        }
+
+        return await next(invocation);
     }
 
     private static async Task<IResult> PublishAsync(

@@ -51,6 +51,9 @@ public abstract class ChildProcess : IAsyncDisposable
 
     public bool HasExited => _process is null || _process.HasExited;
 
+    /// <summary>The exit code once the process has exited; null while it runs.</summary>
+    public int? ExitCode => _process is { HasExited: true } process ? process.ExitCode : null;
+
     protected void Start(string fileName, IReadOnlyList<string> arguments, string? workingDirectory = null)
     {
         var info = new ProcessStartInfo(fileName)

@@ -37,7 +37,11 @@ public static class Health
     }
 
     /// <summary>Polls until /healthz answers 200; fails at once if the process exits. Returns how long it took.</summary>
-    public static async Task<TimeSpan> WaitHealthyAsync(ChildProcess process, Uri healthz, TimeSpan? timeout = null)
+    public static Task<TimeSpan> WaitHealthyAsync(ChildProcess process, Uri healthz, TimeSpan? timeout = null) =>
+        WaitStatusAsync(process, healthz, 200, timeout);
+
+    /// <summary>Polls until <paramref name="uri"/> answers <paramref name="status"/>; fails at once if the process exits. Returns how long it took.</summary>
+    public static async Task<TimeSpan> WaitStatusAsync(ChildProcess process, Uri uri, int status, TimeSpan? timeout = null)
     {
         var limit = timeout ?? StartTimeout;
         var started = Stopwatch.StartNew();
@@ -46,11 +50,11 @@ public static class Health
         {
             if (process.HasExited)
             {
-                throw new InvalidOperationException($"{process.Name} exited before it was healthy.\n{process.Tail()}");
+                throw new InvalidOperationException($"{process.Name} exited before {uri} answered {status}.\n{process.Tail()}");
             }
 
-            last = await StatusAsync(healthz);
-            if (last == 200)
+            last = await StatusAsync(uri);
+            if (last == status)
             {
                 return started.Elapsed;
             }
@@ -59,6 +63,6 @@ public static class Health
         }
 
         throw new TimeoutException(
-            $"{process.Name} not healthy within {limit} ({healthz} last answered {last?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "nothing"}).\n{process.Tail()}");
+            $"{process.Name}: {uri} did not answer {status} within {limit} (it last answered {last?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "nothing"}).\n{process.Tail()}");
     }
 }
