@@ -27,6 +27,10 @@ public static class SiloHealth
     public static IServiceCollection AddSiloHealth(this IServiceCollection services)
     {
         services.AddHealthChecks().AddCheck<SiloReadyCheck>("membership", tags: [SiloReadyCheck.Tag]);
+
+        // A probe that finds the silo not ready is an answer, not an error: without this, every
+        // unready probe (joining, shutting down) logs an Error line.
+        services.AddLogging(logging => logging.AddFilter("Microsoft.Extensions.Diagnostics.HealthChecks.DefaultHealthCheckService", LogLevel.Critical));
         return services;
     }
 
