@@ -19,8 +19,8 @@ cd "$(dirname "$0")/.."
 root=$PWD
 dir="${CLUSTER_DIR:-$root/.cluster}"
 port_base="${PORT_BASE:-8000}"
-if ! [[ "$port_base" =~ ^[0-9]+$ ]] || ((port_base < 2000 || port_base > 10700)); then
-  echo "PORT_BASE must be a number from 2000 to 10700 (every port stays below 32768), not '$port_base'" >&2; exit 2
+if ! [[ "$port_base" =~ ^[0-9]+$ ]] || ((port_base < 3000 || port_base > 10700)); then
+  echo "PORT_BASE must be a number from 3000 to 10700 (every port stays between 1024 and 32768), not '$port_base'" >&2; exit 2
 fi
 shift_by=$((port_base - 8000))
 redis_port="${REDIS_PORT:-$((6380 + shift_by))}"
