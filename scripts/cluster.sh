@@ -1,22 +1,32 @@
 #!/usr/bin/env bash
 # A local cluster in one command: Redis, 2 silos, 2 front-ends and nginx in front of them.
 #
-#   scripts/cluster.sh start     # build (Release) and start everything; prints the URLs
-#   scripts/cluster.sh status    # which processes run, and their /healthz
+#   scripts/cluster.sh start     # build (Release) and start everything; prints every endpoint
+#   scripts/cluster.sh status    # which processes run, their readiness, and every endpoint
 #   scripts/cluster.sh stop      # stop everything this script started (by PID)
 #   scripts/cluster.sh add-silo N       # start silo N (3, 4 …) and join it to the cluster
 #   scripts/cluster.sh add-frontend N   # start front-end N (3, 4 …) and add it to nginx
 #
 # Ports (override with the environment): nginx 8000 (NGINX_PORT), front-end N on 8000+N,
-# silo N on 11110+N (silo-to-silo), 30000+N (gateway) and 8080+N (/healthz), Redis 6380
-# (REDIS_PORT). STORE=redis makes rooms durable (silos run with --store redis).
+# silo N on 11110+N (silo-to-silo), 30000+N (gateway) and 8080+N (health, /metrics, /stats),
+# Redis 6380 (REDIS_PORT). PORT_BASE (default 8000) moves all of them together: each port is
+# its default + PORT_BASE - 8000 (a second cluster on the same host: PORT_BASE=9200; every port
+# stays below 32768). DASHBOARD=1 starts silo N with the Orleans dashboard on 8090+N.
+# STORE=redis makes rooms durable (silos run with --store redis).
 # State and logs live in .cluster/ (CLUSTER_DIR).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 dir="${CLUSTER_DIR:-$root/.cluster}"
-redis_port="${REDIS_PORT:-6380}"
-nginx_port="${NGINX_PORT:-8000}"
+port_base="${PORT_BASE:-8000}"
+if ! [[ "$port_base" =~ ^[0-9]+$ ]] || ((port_base < 3000 || port_base > 10700)); then
+  echo "PORT_BASE must be a number from 3000 to 10700 (every port stays between 1024 and 32768), not '$port_base'" >&2; exit 2
+fi
+shift_by=$((port_base - 8000))
+redis_port="${REDIS_PORT:-$((6380 + shift_by))}"
+nginx_port="${NGINX_PORT:-$port_base}"
+dashboard="${DASHBOARD:-0}"
+[[ "$dashboard" == 0 || "$dashboard" == 1 ]] || { echo "DASHBOARD must be 0 or 1, not '$dashboard'" >&2; exit 2; }
 config="${CONFIGURATION:-Release}"
 silo_dll="$root/src/Silo/bin/$config/net10.0/Broker.Silo.dll"
 frontend_dll="$root/src/WsFrontend/bin/$config/net10.0/Broker.WsFrontend.dll"
@@ -26,6 +36,12 @@ need() {
   echo "installing $2 (apt-get)…"
   apt-get update -qq && apt-get install -y -qq "$2" >/dev/null
 }
+
+frontend_port() { echo $((8000 + shift_by + $1)); }
+silo_port() { echo $((11110 + shift_by + $1)); }
+gateway_port() { echo $((30000 + shift_by + $1)); }
+health_port() { echo $((8080 + shift_by + $1)); }
+dashboard_port() { echo $((8090 + shift_by + $1)); }
 
 alive() { [[ -f "$dir/$1.pid" ]] && kill -0 "$(cat "$dir/$1.pid")" 2>/dev/null; }
 
@@ -47,33 +63,69 @@ start_redis() {
   echo "redis did not start; see $dir/redis.log" >&2; return 1
 }
 
+# Where each process answers: printed by start and status. $dir/siloN.dashboard holds the
+# dashboard port of a silo started with DASHBOARD=1.
+print_silo() { # N
+  local n=$1 health="http://127.0.0.1:$(health_port "$1")"
+  echo "silo $n: silo port $(silo_port "$n"), gateway $(gateway_port "$n")"
+  echo "  health   $health/health/live  $health/health/ready  ($health/healthz = ready, with JSON)"
+  echo "  metrics  $health/metrics"
+  echo "  stats    $health/stats"
+  if [[ -f "$dir/silo$n.dashboard" ]]; then
+    echo "  Orleans dashboard http://127.0.0.1:$(cat "$dir/silo$n.dashboard")/"
+  else
+    echo "  Orleans dashboard off (DASHBOARD=1 turns it on)"
+  fi
+}
+
+print_frontend() { # N
+  local base="127.0.0.1:$(frontend_port "$1")"
+  echo "front-end $1: ws://$base/chat (any namespace: ws://$base/{ns})"
+  echo "  health   http://$base/health/live  http://$base/health/ready  (http://$base/healthz = ready, with JSON)"
+  echo "  metrics  http://$base/metrics"
+  echo "  API      http://$base/api/…  (http://$base/openapi/v1.json; its own port: nginx does not forward /api)"
+}
+
+print_nginx() {
+  local base="127.0.0.1:$nginx_port"
+  echo "nginx: ws://$base/chat (round-robin over the front-ends, no sticky sessions)"
+  echo "  health   http://$base/health/live (nginx itself)  http://$base/health/ready (200 while a front-end is ready)"
+  echo "  /metrics and /api answer 404 here: scrape and call each front-end on its own port"
+}
+
 start_silo() { # N
   local n=$1 name="silo$1"
-  alive "$name" && return
-  nohup dotnet "$silo_dll" --redis "127.0.0.1:$redis_port" --store "${STORE:-memory}" --silo-port $((11110 + n)) \
-    --gateway-port $((30000 + n)) --health-port $((8080 + n)) >"$dir/$name.log" 2>&1 &
+  if alive "$name"; then print_silo "$n"; return; fi
+  local extra=()
+  rm -f "$dir/$name.dashboard"
+  if [[ "$dashboard" == 1 ]]; then
+    extra=(--dashboard-port "$(dashboard_port "$n")")
+    dashboard_port "$n" >"$dir/$name.dashboard"
+  fi
+  nohup dotnet "$silo_dll" --redis "127.0.0.1:$redis_port" --store "${STORE:-memory}" --silo-port "$(silo_port "$n")" \
+    --gateway-port "$(gateway_port "$n")" --health-port "$(health_port "$n")" "${extra[@]}" >"$dir/$name.log" 2>&1 &
   echo $! >"$dir/$name.pid"
-  wait_healthy "$name" "http://127.0.0.1:$((8080 + n))/healthz"
-  echo "silo $n: silo port $((11110 + n)), gateway $((30000 + n)), health http://127.0.0.1:$((8080 + n))/healthz"
+  wait_healthy "$name" "http://127.0.0.1:$(health_port "$n")/health/ready"
+  print_silo "$n"
 }
 
 # Behind nginx on this host every client has nginx's address: the per-address cap would count
 # them all as one client (docs/security.md), so it is off; cap per client at the proxy instead.
 start_frontend() { # N
   local n=$1 name="frontend$1"
-  alive "$name" && return
-  nohup dotnet "$frontend_dll" --redis "127.0.0.1:$redis_port" --urls "http://127.0.0.1:$((8000 + n))" \
+  if alive "$name"; then print_frontend "$n"; return; fi
+  nohup dotnet "$frontend_dll" --redis "127.0.0.1:$redis_port" --urls "http://127.0.0.1:$(frontend_port "$n")" \
     --node-id "fe-$n" --Broker:MaxConnectionsPerIp=0 >"$dir/$name.log" 2>&1 &
   echo $! >"$dir/$name.pid"
-  wait_healthy "$name" "http://127.0.0.1:$((8000 + n))/healthz"
-  echo "front-end $n: ws://127.0.0.1:$((8000 + n))/chat, server API http://127.0.0.1:$((8000 + n))/api/… (its own port: nginx does not forward /api)"
+  wait_healthy "$name" "http://127.0.0.1:$(frontend_port "$n")/health/ready"
+  print_frontend "$n"
 }
 
 write_nginx_conf() {
   local upstreams=""
   for pidfile in "$dir"/frontend*.pid; do
     local n=${pidfile##*/frontend}; n=${n%.pid}
-    upstreams+="    server 127.0.0.1:$((8000 + n));"$'\n'
+    upstreams+="    server 127.0.0.1:$(frontend_port "$n");"$'\n'
   done
   sed -e "s|@PORT@|$nginx_port|" -e "s|@DIR@|$dir|g" "$root/scripts/nginx.conf.template" \
     | awk -v up="$upstreams" '{ if ($0 ~ /@UPSTREAMS@/) printf "%s", up; else print }' >"$dir/nginx.conf"
@@ -86,8 +138,15 @@ start_nginx() {
   else
     nginx -p "$dir" -c "$dir/nginx.conf"
   fi
-  echo "nginx: ws://127.0.0.1:$nginx_port/chat (round-robin over the front-ends, no sticky sessions)"
+  print_nginx
 }
+
+# The HTTP status of a GET, or "no answer".
+http_status() { # url
+  local code; code=$(curl -s -o /dev/null -m 2 -w '%{http_code}' "$1" 2>/dev/null) || true
+  [[ -n "$code" && "$code" != 000 ]] && echo "$code" || echo "no answer"
+}
+
 
 stop_one() { # name
   alive "$1" || { rm -f "$dir/$1.pid"; return 0; }
@@ -111,10 +170,19 @@ case "${1:-}" in
   add-silo) start_silo "${2:?silo number}" ;;
   add-frontend) start_frontend "${2:?front-end number}"; start_nginx ;;
   status)
-    for pidfile in "$dir"/*.pid; do
+    # Which processes run (pid), whether they are ready (/health/ready), and where they answer.
+    for pidfile in "$dir"/redis.pid "$dir"/silo*.pid "$dir"/frontend*.pid "$dir"/nginx.pid; do
       [[ -e "$pidfile" ]] || continue
       name=$(basename "$pidfile" .pid)
-      if alive "$name"; then echo "$name: running (pid $(cat "$pidfile"))"; else echo "$name: not running"; fi
+      if ! alive "$name"; then echo "$name: not running"; continue; fi
+      state="running (pid $(cat "$pidfile"))"
+      case "$name" in
+        silo*) n=${name#silo}; echo "$name: $state, ready: $(http_status "http://127.0.0.1:$(health_port "$n")/health/ready")"; print_silo "$n" ;;
+        frontend*) n=${name#frontend}; echo "$name: $state, ready: $(http_status "http://127.0.0.1:$(frontend_port "$n")/health/ready")"; print_frontend "$n" ;;
+        nginx) echo "$name: $state, ready: $(http_status "http://127.0.0.1:$nginx_port/health/ready")"; print_nginx ;;
+        redis) echo "$name: $state, 127.0.0.1:$redis_port" ;;
+        *) echo "$name: $state" ;;
+      esac
     done
     ;;
   stop)
@@ -126,9 +194,9 @@ case "${1:-}" in
     for _ in $(seq 1 50); do alive nginx || break; sleep 0.1; done
     rm -f "$dir/nginx.pid"
     if alive redis; then redis-cli -p "$redis_port" shutdown nosave >/dev/null 2>&1 || stop_one redis; fi
-    rm -f "$dir/redis.pid"
+    rm -f "$dir/redis.pid" "$dir"/silo*.dashboard
     echo "stopped"
     ;;
   *)
-    sed -n '2,12p' "$0"; exit 2 ;;
+    sed -n '2,16p' "$0"; exit 2 ;;
 esac

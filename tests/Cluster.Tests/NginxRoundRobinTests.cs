@@ -47,4 +47,26 @@ public sealed class NginxRoundRobinTests(SharedClusterFixture fixture, ITestOutp
             await Task.WhenAll(clients.Select(c => c.DisposeAsync().AsTask()));
         }
     });
+
+    /// <summary>
+    /// Metrics are per process: nginx answers /metrics itself (404, pointing at the front-ends' own
+    /// ports) instead of handing each scrape to a different front-end. /health/live is nginx's own;
+    /// /health/ready asks the front-ends.
+    /// </summary>
+    [Fact]
+    public Task Nginx_MetricsNotForwarded_HealthAnswered() => fixture.Cluster.GuardAsync(output, async () =>
+    {
+        var nginx = fixture.Cluster.Nginx!;
+
+        var metrics = new Uri(nginx.Healthz, "/metrics");
+        Assert.Equal(404, await Health.StatusAsync(metrics));
+        Assert.Contains("own port", await Health.BodyAsync(metrics), StringComparison.Ordinal);
+
+        Assert.Equal(200, await Health.StatusAsync(new Uri(nginx.Healthz, "/health/live")));
+        Assert.Equal(200, await Health.StatusAsync(new Uri(nginx.Healthz, "/health/ready")));
+
+        // Straight to a front-end, /metrics is not that answer (whatever the front-end serves there).
+        var direct = new Uri(fixture.Cluster.Frontends[0].Healthz, "/metrics");
+        Assert.DoesNotContain("own port", await Health.BodyAsync(direct), StringComparison.Ordinal);
+    });
 }
