@@ -35,9 +35,19 @@ public static class BrokerActivity
 
     public static readonly ActivitySource Source = new(SourceName, typeof(BrokerActivity).Assembly.GetName().Version?.ToString());
 
-    /// <summary>The room's side of a publish: a child of the grain call's span when Orleans propagates the trace.</summary>
+    /// <summary>
+    /// The room's side of a publish, made only inside a publish's trace (a child of Orleans'
+    /// span of the grain call): a silo starts no trace of its own. A front-end's sampler decided
+    /// about the publish; a root here would be sampled again on its own trace id, and a sampled-out
+    /// publish (whose context Orleans does not propagate) would leave orphan commits.
+    /// </summary>
     public static Activity? StartRoomCommit(string ns, string room, string? msgId)
     {
+        if (Activity.Current is null)
+        {
+            return null;
+        }
+
         var activity = Source.StartActivity(CommitSpan, ActivityKind.Internal);
         if (activity is { IsAllDataRequested: true })
         {
@@ -76,10 +86,11 @@ public static class BrokerActivity
     }
 
     /// <summary>
-    /// The W3C traceparent a message event carries to the front-ends (null when the commit is
-    /// not traced): their <c>deliver</c> spans hang off it.
+    /// The W3C traceparent a message event carries to the front-ends, only when the commit is
+    /// recorded (sampled): their <c>deliver</c> spans hang off it. A sampled-out commit sends
+    /// nothing, so its deliveries cost no parsing and make no span.
     /// </summary>
-    public static string? TraceParentOf(Activity? activity) => activity?.Id;
+    public static string? TraceParentOf(Activity? activity) => activity is { Recorded: true } ? activity.Id : null;
 
     /// <summary>
     /// Clears the ambient span before a room's delivery call. The room's delivery pump runs in
