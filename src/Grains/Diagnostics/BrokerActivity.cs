@@ -36,14 +36,15 @@ public static class BrokerActivity
     public static readonly ActivitySource Source = new(SourceName, typeof(BrokerActivity).Assembly.GetName().Version?.ToString());
 
     /// <summary>
-    /// The room's side of a publish, made only inside a publish's trace (a child of Orleans'
-    /// span of the grain call): a silo starts no trace of its own. A front-end's sampler decided
-    /// about the publish; a root here would be sampled again on its own trace id, and a sampled-out
-    /// publish (whose context Orleans does not propagate) would leave orphan commits.
+    /// The room's side of a publish, made only inside a publish's trace: a child of Orleans'
+    /// span of the grain call when that span continues a caller's context. A silo starts no trace
+    /// of its own: the front-end's sampler decided about the publish, and Orleans does not
+    /// propagate a sampled-out publish's context, so its span here would be a root (sampled again
+    /// on its own trace id) and the commit an orphan.
     /// </summary>
     public static Activity? StartRoomCommit(string ns, string room, string? msgId)
     {
-        if (Activity.Current is null)
+        if (Activity.Current?.ParentId is null)
         {
             return null;
         }
