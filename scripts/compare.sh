@@ -32,6 +32,7 @@
 #   --only ours|baseline   run one side only (the table then shows one column)
 #   --workloads LIST  comma-separated subset of conns,fanout,saturate,bigrooms,echo,crossnode (default all)
 #   --out DIR         results directory (default .bench/compare-DATE)
+#   --no-build        use the Release binaries as they are (scripts/trace-cost.sh builds once)
 #   --ours-args "…"   extra switches for our front-ends
 #                     (default "--Broker:RateLimitPerSecond=0 --Broker:MaxConnectionsPerIp=0":
 #                     the per-connection rate limit and the per-address connection cap are abuse
@@ -45,7 +46,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 duration=20 warmup=3 rate=500 payload=100 conns=15000 conns_rate=2000 hold=10 prewarm=10
-only="" workloads="conns,fanout,saturate,bigrooms,echo,crossnode" out="" ours_args="--Broker:RateLimitPerSecond=0 --Broker:MaxConnectionsPerIp=0"
+only="" no_build="" workloads="conns,fanout,saturate,bigrooms,echo,crossnode" out="" ours_args="--Broker:RateLimitPerSecond=0 --Broker:MaxConnectionsPerIp=0"
 while (($#)); do
   case "$1" in
     --duration) duration=$2; shift 2 ;;
@@ -59,8 +60,9 @@ while (($#)); do
     --only) only=$2; shift 2 ;;
     --workloads) workloads=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
+    --no-build) no_build=1; shift ;;
     --ours-args) ours_args=$2; shift 2 ;;
-    -h | --help) sed -n '2,37p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,38p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -187,8 +189,10 @@ run_workloads() { # side url1 url2 pids
 command -v redis-server >/dev/null || { echo "redis-server is missing (apt-get install redis-server)" >&2; exit 1; }
 command -v node >/dev/null && command -v npm >/dev/null || { echo "node and npm are needed for the baseline" >&2; exit 1; }
 
-log "build (Release)"
-dotnet build "$root/Broker.sln" -c Release --nologo -v quiet >"$out/build.log" 2>&1 || { tail -30 "$out/build.log" >&2; exit 1; }
+if [[ -z $no_build ]]; then
+  log "build (Release)"
+  dotnet build "$root/Broker.sln" -c Release --nologo -v quiet >"$out/build.log" 2>&1 || { tail -30 "$out/build.log" >&2; exit 1; }
+fi
 echo "results in $out" >&2
 : >"$out/commands.txt"
 : >"$out/load.txt"

@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using Broker.Grains.Diagnostics;
 using Broker.Grains.Models;
 using Broker.Grains.Storage;
 using Microsoft.Extensions.Logging;
@@ -47,6 +48,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
     private readonly IActivationGate _gate;
     private readonly List<StoredMessage> _uncommitted = [];
     private readonly List<(long Seq, TaskCompletionSource Done)> _waiting = [];
+    private readonly CommitTraces _traces = new();
     private bool _committing;
     private RoomStoreException? _failure;
     private string _activation = string.Empty;
@@ -170,6 +172,22 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
 
     public async Task<PublishResult> Publish(PublishRequest request)
     {
+        using var activity = BrokerActivity.StartRoomCommit(_namespace, _room, request.MsgId);
+        try
+        {
+            var result = await PublishAsync(request, activity);
+            BrokerActivity.Committed(activity, result.Seq, result.Duplicate);
+            return result;
+        }
+        catch (Exception ex)
+        {
+            BrokerActivity.Failed(activity, ex);
+            throw;
+        }
+    }
+
+    private async Task<PublishResult> PublishAsync(PublishRequest request, System.Diagnostics.Activity? activity)
+    {
         ThrowIfRefused();
         ApplyPolicy(request.Policy);
         string? dedupeKey = null;
@@ -196,6 +214,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         }
 
         var stored = new StoredMessage(message, request.MsgId);
+        _traces.Add(message.Seq, activity);
         if (!_store.IsDurable)
         {
             Commit([stored]);
@@ -349,7 +368,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         {
             _history.Add(stored.Message);
             _committedSeq = stored.Message.Seq;
-            _frontends.Broadcast(new RoomEvent(++_version, RoomEventKind.Message, stored.Message.From, stored.Message));
+            _frontends.Broadcast(new RoomEvent(++_version, RoomEventKind.Message, stored.Message.From, stored.Message, TraceParent: _traces.Take(stored.Message.Seq)));
         }
 
         if (_waiting.Count > 0)
@@ -379,6 +398,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
 
         _waiting.Clear();
         _uncommitted.Clear();
+        _traces.Clear();
         this.DeactivateOnIdle();
     }
 
@@ -459,8 +479,11 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         }
     }
 
-    private Task SendAsync(IFrontendObserver observer, ImmutableArray<RoomEvent> events) =>
-        observer.DeliverRoom(new RoomDelivery(_namespace, _room, _epoch, events, _activation));
+    private Task SendAsync(IFrontendObserver observer, ImmutableArray<RoomEvent> events)
+    {
+        BrokerActivity.DetachDelivery();
+        return observer.DeliverRoom(new RoomDelivery(_namespace, _room, _epoch, events, _activation));
+    }
 
     private void OnFrontendFailed(string frontendId, Exception exception)
     {

@@ -66,7 +66,9 @@ public enum RoomEventKind : byte
 /// <summary>
 /// One entry of a room's outgoing stream. Version grows by one per event of the activation
 /// (messages and member events alike), so a front-end can tell which events a joining
-/// connection must see: exactly those with Version greater than the join's.
+/// connection must see: exactly those with Version greater than the join's. TraceParent: the
+/// W3C trace context of a message's <c>room.commit</c> span when that publish was traced (null
+/// otherwise), for the front-ends' <c>deliver</c> spans.
 /// </summary>
 [GenerateSerializer, Immutable, Alias("Broker.RoomEvent")]
 public sealed record RoomEvent(
@@ -74,7 +76,8 @@ public sealed record RoomEvent(
     [property: Id(1)] RoomEventKind Kind,
     [property: Id(2)] string User,
     [property: Id(3)] RoomMessage? Message,
-    [property: Id(4)] long Seq = 0);
+    [property: Id(4)] long Seq = 0,
+    [property: Id(5)] string? TraceParent = null);
 
 /// <summary>
 /// Events from one activation of a room. Activation identifies the activation: event versions

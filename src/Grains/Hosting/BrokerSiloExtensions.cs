@@ -33,6 +33,11 @@ public static class BrokerSiloExtensions
         // No false "Participant check thread has not completed for <uptime>" at start (WatchdogClock).
         WatchdogClock.Use(silo.Services);
 
+        // Grain calls carry the caller's trace context (W3C traceparent in the request context),
+        // so a room's commit joins the trace of the publish that caused it. Orleans makes its
+        // spans only while a listener samples its source (Microsoft.Orleans.Application).
+        silo.AddActivityPropagation();
+
         // Under memory pressure Orleans deactivates idle activations, least recently used first
         // (rooms with members come back when next called, rebuilt from the front-ends).
         silo.Configure<GrainCollectionOptions>(o =>

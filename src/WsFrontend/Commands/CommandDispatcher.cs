@@ -109,6 +109,12 @@ public sealed partial class CommandDispatcher
 
     public async Task<Outcome<PublishResult>> PublishAsync(Caller caller, string room, byte[] data, string? msgId)
     {
+        using var activity = FrontendActivity.StartPublish(caller, room, msgId);
+        return FrontendActivity.Published(activity, await PublishToRoomAsync(caller, room, data, msgId));
+    }
+
+    private async Task<Outcome<PublishResult>> PublishToRoomAsync(Caller caller, string room, byte[] data, string? msgId)
+    {
         if (!caller.IsServer)
         {
             if (!caller.Options.ClientPublish)

@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using Broker.Frontend.Diagnostics;
 using Broker.Frontend.Options;
 using Broker.Frontend.Protocol;
 using Broker.Grains;
@@ -42,6 +43,7 @@ public sealed partial class FrontendObserver : IFrontendObserver
             return;
         }
 
+        using var activity = FrontendActivity.StartDeliver(delivery, members.Length);
         foreach (var roomEvent in delivery.Events)
         {
             switch (roomEvent.Kind)

@@ -109,6 +109,7 @@ public static partial class BrokerHostingExtensions
                 // New silos are used, and dead ones dropped, within seconds rather than a minute.
                 client.Configure<GatewayOptions>(o => o.GatewayListRefreshPeriod = TimeSpan.FromSeconds(5));
                 client.Configure<ClientMessagingOptions>(o => o.ResponseTimeout = BrokerSiloExtensions.ResponseTimeout);
+                client.AddActivityPropagation();
                 client.AddClusterConnectionStatusObserver(readiness);
             });
             ClusterConnector.ReplaceClientStart(builder.Services, hostedBefore, readiness);
