@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using Broker.Grains.Diagnostics;
 using Broker.Grains.Models;
 using Broker.Grains.Storage;
 using Microsoft.Extensions.Logging;
@@ -61,6 +62,9 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
     private IGrainTimer? _emptyTimer;
     private bool _refused;
 
+    /// <summary>Counted in broker.rooms.active (a refused or failed activation is not).</summary>
+    private bool _counted;
+
     public RoomGrain(ILogger<RoomGrain> logger, TimeProvider time, IRoomStore store, IActivationGate gate)
     {
         _logger = logger;
@@ -110,6 +114,8 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
                 }
             },
             cancellationToken);
+        _counted = true;
+        SiloMetrics.RoomActivated();
     }
 
     /// <summary>
@@ -119,6 +125,12 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
     /// </summary>
     public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
+        if (_counted)
+        {
+            _counted = false;
+            SiloMetrics.RoomDeactivated();
+        }
+
         if (!_refused && _epoch.Length > 0)
         {
             _store.Unload(this.GetPrimaryKeyString(), _epoch, Math.Max(_seq, _committedSeq));
@@ -170,6 +182,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
 
     public async Task<PublishResult> Publish(PublishRequest request)
     {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         ThrowIfRefused();
         ApplyPolicy(request.Policy);
         string? dedupeKey = null;
@@ -199,12 +212,14 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         if (!_store.IsDurable)
         {
             Commit([stored]);
+            SiloMetrics.CommitTook(durable: false, started);
             LetGoIfEmpty();
             return new PublishResult(message.Seq, _epoch, Duplicate: false);
         }
 
         _uncommitted.Add(stored);
         await WaitCommittedAsync(message.Seq);
+        SiloMetrics.CommitTook(durable: true, started);
         LetGoIfEmpty();
         return new PublishResult(message.Seq, _epoch, Duplicate: false);
     }
@@ -345,6 +360,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
     /// <summary>Committed: into the history window, out to the members, and the publishers get their acks.</summary>
     private void Commit(IReadOnlyList<StoredMessage> batch)
     {
+        SiloMetrics.Committed(_namespace, batch.Count);
         foreach (var stored in batch)
         {
             _history.Add(stored.Message);
@@ -459,8 +475,11 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         }
     }
 
-    private Task SendAsync(IFrontendObserver observer, ImmutableArray<RoomEvent> events) =>
-        observer.DeliverRoom(new RoomDelivery(_namespace, _room, _epoch, events, _activation));
+    private Task SendAsync(IFrontendObserver observer, ImmutableArray<RoomEvent> events)
+    {
+        SiloMetrics.FanoutCall();
+        return observer.DeliverRoom(new RoomDelivery(_namespace, _room, _epoch, events, _activation));
+    }
 
     private void OnFrontendFailed(string frontendId, Exception exception)
     {

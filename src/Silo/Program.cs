@@ -1,6 +1,7 @@
 using System.Net;
 using Broker.Grains.Hosting;
 using Broker.Silo;
+using Broker.Telemetry;
 using Orleans.Configuration;
 using Orleans.Runtime;
 
@@ -12,7 +13,7 @@ builder.Logging.AddFilter("Polly", LogLevel.Warning);
 builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
 
 var options = builder.Configuration.GetSection(SiloHostOptions.SectionName).Get<SiloHostOptions>() ?? new SiloHostOptions();
-var problems = options.Validate().ToList();
+var problems = options.Validate().Concat(BrokerTelemetry.Validate(builder.Configuration)).ToList();
 if (problems.Count > 0)
 {
     Console.Error.WriteLine(string.Join(Environment.NewLine, problems));
@@ -41,8 +42,10 @@ builder.UseOrleans(silo =>
 });
 
 builder.Services.AddSiloHealth();
+builder.AddBrokerTelemetry("broker-silo");
 var app = builder.Build();
 app.MapSiloHealth();
+app.MapBrokerMetrics();
 
 // Ready only while this silo is an active member of the cluster.
 app.MapGet("/healthz", (IClusterMembershipService membership, ILocalSiloDetails local) =>

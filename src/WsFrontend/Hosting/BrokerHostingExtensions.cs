@@ -5,6 +5,7 @@ using Broker.Frontend.Options;
 using Broker.Frontend.Security;
 using Broker.Transport;
 using Broker.Grains.Hosting;
+using Broker.Telemetry;
 using Orleans.Configuration;
 using Microsoft.Extensions.Options;
 
@@ -110,6 +111,7 @@ public static partial class BrokerHostingExtensions
             });
         }
 
+        builder.AddBrokerTelemetry("broker-frontend");
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<FrontendNode>();
         builder.Services.AddFrontendHealth();
