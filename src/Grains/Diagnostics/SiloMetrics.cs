@@ -37,6 +37,12 @@ public static class SiloMetrics
         Meter.CreateObservableUpDownCounter("broker.users.active", () => Interlocked.Read(ref s_users), "{user}", "User grain activations on this silo.");
     }
 
+    /// <summary>Creates the instruments now, so that the gauges read 0 before the first activation.</summary>
+    public static void EnsureCreated()
+    {
+        // The static constructor has run by now.
+    }
+
     public static void RoomActivated() => Interlocked.Increment(ref s_rooms);
 
     public static void RoomDeactivated() => Interlocked.Decrement(ref s_rooms);
