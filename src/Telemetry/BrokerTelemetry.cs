@@ -50,9 +50,6 @@ public static class BrokerTelemetry
     /// <summary>Orleans' activity sources (grain calls; with AddActivityPropagation, linked across processes).</summary>
     public static readonly string[] ExportedSources = [ActivitySourceName, "Microsoft.Orleans.Runtime", "Microsoft.Orleans.Application"];
 
-    /// <summary>Histogram buckets in seconds for the broker's durations: 0.1 ms to 10 s.</summary>
-    public static readonly IReadOnlyList<double> DurationBuckets = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
-
     /// <summary>What is wrong with the telemetry settings, if anything (checked at start by both processes).</summary>
     public static IEnumerable<string> Validate(IConfiguration configuration)
     {
