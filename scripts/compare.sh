@@ -39,6 +39,8 @@
 #                     guards the baseline does not have; a closed echo loop of 100 connections
 #                     runs into the first, conns from two source addresses into the second;
 #                     pass --ours-args "" to keep them)
+#   --metrics on|off  metrics on our silo and front-ends (Metrics:Enabled; default on, the shipped default):
+#                     run both to see what metrics cost (docs/performance.md, "What metrics cost")
 # Ports (environment): OURS_REDIS_PORT 6391, BASE_REDIS_PORT 6392, FE1_PORT 8101, FE2_PORT 8102,
 # SILO_PORT 11191, GATEWAY_PORT 30091, SILO_HEALTH_PORT 8191, BASE1_PORT 8201, BASE2_PORT 8202.
 set -euo pipefail
@@ -46,7 +48,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 duration=20 warmup=3 rate=500 payload=100 conns=15000 conns_rate=2000 hold=10 prewarm=10
-only="" no_build="" workloads="conns,fanout,saturate,bigrooms,echo,crossnode" out="" ours_args="--Broker:RateLimitPerSecond=0 --Broker:MaxConnectionsPerIp=0"
+metrics=on only="" no_build="" workloads="conns,fanout,saturate,bigrooms,echo,crossnode" out="" ours_args="--Broker:RateLimitPerSecond=0 --Broker:MaxConnectionsPerIp=0"
 while (($#)); do
   case "$1" in
     --duration) duration=$2; shift 2 ;;
@@ -62,10 +64,17 @@ while (($#)); do
     --out) out=$2; shift 2 ;;
     --no-build) no_build=1; shift ;;
     --ours-args) ours_args=$2; shift 2 ;;
-    -h | --help) sed -n '2,38p' "$0"; exit 0 ;;
+    --metrics) metrics=$2; shift 2 ;;
+    -h | --help) sed -n '2,45p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
+
+case "$metrics" in
+  on) metrics_enabled=true ;;
+  off) metrics_enabled=false ;;
+  *) echo "--metrics takes on or off, not $metrics" >&2; exit 2 ;;
+esac
 
 ours_redis_port=${OURS_REDIS_PORT:-6391}
 base_redis_port=${BASE_REDIS_PORT:-6392}
@@ -201,15 +210,15 @@ if [[ $only != baseline ]]; then
   log "ours: Redis :$ours_redis_port, 1 silo, 2 front-ends :$fe1_port :$fe2_port"
   need_ports "$silo_port" "$gateway_port" "$silo_health_port" "$fe1_port" "$fe2_port"
   start_redis ours-redis "$ours_redis_port"; redis_pid=$last_pid
-  start ours-silo dotnet "$silo_dll" --redis "127.0.0.1:$ours_redis_port" --silo-port "$silo_port" \
+  start ours-silo env Metrics__Enabled="$metrics_enabled" dotnet "$silo_dll" --redis "127.0.0.1:$ours_redis_port" --silo-port "$silo_port" \
     --gateway-port "$gateway_port" --health-port "$silo_health_port"
   silo_pid=$last_pid
   wait_up ours-silo "$silo_pid" "http://127.0.0.1:$silo_health_port/healthz"
   # shellcheck disable=SC2086 # ours_args is a list of switches
-  start ours-fe1 dotnet "$frontend_dll" --redis "127.0.0.1:$ours_redis_port" --urls "http://127.0.0.1:$fe1_port" --node-id fe-1 $ours_args
+  start ours-fe1 env Metrics__Enabled="$metrics_enabled" dotnet "$frontend_dll" --redis "127.0.0.1:$ours_redis_port" --urls "http://127.0.0.1:$fe1_port" --node-id fe-1 $ours_args
   fe1_pid=$last_pid
   # shellcheck disable=SC2086
-  start ours-fe2 dotnet "$frontend_dll" --redis "127.0.0.1:$ours_redis_port" --urls "http://127.0.0.1:$fe2_port" --node-id fe-2 $ours_args
+  start ours-fe2 env Metrics__Enabled="$metrics_enabled" dotnet "$frontend_dll" --redis "127.0.0.1:$ours_redis_port" --urls "http://127.0.0.1:$fe2_port" --node-id fe-2 $ours_args
   fe2_pid=$last_pid
   wait_up ours-fe1 "$fe1_pid" "http://127.0.0.1:$fe1_port/healthz"
   wait_up ours-fe2 "$fe2_pid" "http://127.0.0.1:$fe2_port/healthz"

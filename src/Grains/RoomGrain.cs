@@ -63,6 +63,9 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
     private IGrainTimer? _emptyTimer;
     private bool _refused;
 
+    /// <summary>Counted in broker.rooms.active (a refused or failed activation is not).</summary>
+    private bool _counted;
+
     public RoomGrain(ILogger<RoomGrain> logger, TimeProvider time, IRoomStore store, IActivationGate gate)
     {
         _logger = logger;
@@ -112,6 +115,8 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
                 }
             },
             cancellationToken);
+        _counted = true;
+        SiloMetrics.RoomActivated();
     }
 
     /// <summary>
@@ -121,6 +126,12 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
     /// </summary>
     public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
+        if (_counted)
+        {
+            _counted = false;
+            SiloMetrics.RoomDeactivated();
+        }
+
         if (!_refused && _epoch.Length > 0)
         {
             _store.Unload(this.GetPrimaryKeyString(), _epoch, Math.Max(_seq, _committedSeq));
@@ -188,6 +199,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
 
     private async Task<PublishResult> PublishAsync(PublishRequest request, System.Diagnostics.Activity? activity)
     {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         ThrowIfRefused();
         ApplyPolicy(request.Policy);
         string? dedupeKey = null;
@@ -218,12 +230,14 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         if (!_store.IsDurable)
         {
             Commit([stored]);
+            SiloMetrics.CommitTook(durable: false, started);
             LetGoIfEmpty();
             return new PublishResult(message.Seq, _epoch, Duplicate: false);
         }
 
         _uncommitted.Add(stored);
         await WaitCommittedAsync(message.Seq);
+        SiloMetrics.CommitTook(durable: true, started);
         LetGoIfEmpty();
         return new PublishResult(message.Seq, _epoch, Duplicate: false);
     }
@@ -364,6 +378,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
     /// <summary>Committed: into the history window, out to the members, and the publishers get their acks.</summary>
     private void Commit(IReadOnlyList<StoredMessage> batch)
     {
+        SiloMetrics.Committed(_namespace, batch.Count);
         foreach (var stored in batch)
         {
             _history.Add(stored.Message);
@@ -482,6 +497,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
     private Task SendAsync(IFrontendObserver observer, ImmutableArray<RoomEvent> events)
     {
         BrokerActivity.DetachDelivery();
+        SiloMetrics.FanoutCall();
         return observer.DeliverRoom(new RoomDelivery(_namespace, _room, _epoch, events, _activation));
     }
 

@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using Broker.Grains.Diagnostics;
 using Broker.Grains.Models;
 using Microsoft.Extensions.Logging;
 
@@ -41,6 +42,21 @@ public sealed partial class UserGrain : Grain, IUserGrain
 
         // Short of memory: the calls of this activation are refused (see RoomGrain).
         _refused = !_gate.AdmitsNewActivations;
+        if (!_refused)
+        {
+            SiloMetrics.UserActivated();
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        if (!_refused)
+        {
+            SiloMetrics.UserDeactivated();
+        }
+
         return Task.CompletedTask;
     }
 

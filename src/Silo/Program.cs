@@ -2,6 +2,7 @@ using System.Net;
 using Broker.Grains.Hosting;
 using Broker.Hosting;
 using Broker.Silo;
+using Broker.Telemetry;
 using Orleans.Configuration;
 using Orleans.Dashboard;
 using Orleans.Runtime;
@@ -15,7 +16,7 @@ builder.Logging.AddFilter("Polly", LogLevel.Warning);
 builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
 
 var options = builder.Configuration.GetSection(SiloHostOptions.SectionName).Get<SiloHostOptions>() ?? new SiloHostOptions();
-var problems = options.Validate().ToList();
+var problems = options.Validate().Concat(BrokerTelemetry.Validate(builder.Configuration)).ToList();
 if (problems.Count > 0)
 {
     Console.Error.WriteLine(string.Join(Environment.NewLine, problems));
@@ -53,6 +54,7 @@ builder.UseOrleans(silo =>
 });
 
 builder.Services.AddSiloHealth();
+builder.AddBrokerTelemetry("broker-silo");
 var app = builder.Build();
 if (options.DashboardPort is { } port)
 {
@@ -63,6 +65,7 @@ if (options.DashboardPort is { } port)
 }
 
 app.MapSiloHealth();
+app.MapBrokerMetrics();
 
 // Ready only while this silo is an active member of the cluster.
 app.MapGet("/healthz", (IClusterMembershipService membership, ILocalSiloDetails local) =>

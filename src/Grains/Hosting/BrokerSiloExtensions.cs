@@ -23,6 +23,7 @@ public static class BrokerSiloExtensions
     public static ISiloBuilder AddBrokerGrains(this ISiloBuilder silo, SiloMemoryOptions? memory = null)
     {
         memory ??= new SiloMemoryOptions();
+        Diagnostics.SiloMetrics.EnsureCreated();
         silo.Services.TryAddSingleton(TimeProvider.System);
         // Epochs of rooms that went holding nothing, for their next activation (memory store only).
         silo.Services.TryAddSingleton(sp => new EpochTombstones(sp.GetRequiredService<TimeProvider>()));

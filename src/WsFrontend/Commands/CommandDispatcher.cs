@@ -239,6 +239,7 @@ public sealed partial class CommandDispatcher
         }
         catch (Exception ex)
         {
+            FrontendMetrics.ClusterCallFailed(ex);
             LogLeaveOwed(_logger, leave.ConnectionId, leave.Key, ex);
             _node.Owe(leave);
         }
@@ -259,6 +260,8 @@ public sealed partial class CommandDispatcher
         }
         catch (Exception ex) when (ClusterErrors.IsClusterUnavailable(ex))
         {
+            FrontendMetrics.ClusterCallFailed(ex);
+
             // Per frame, and a client can ask for new rooms while the silo refuses activations:
             // counted, and detailed at Debug without a stack trace.
             if (!caller.IsServer)
@@ -271,6 +274,7 @@ public sealed partial class CommandDispatcher
         }
         catch (Exception ex)
         {
+            FrontendMetrics.ClusterCallFailed(ex);
             LogFailed(_logger, caller.Id, ex);
             return new CommandError(ErrorCodes.Internal, "The server failed to handle this request; it has been logged.");
         }

@@ -1,3 +1,4 @@
+using Broker.Frontend.Diagnostics;
 using Broker.Frontend.Security;
 using Broker.Frontend.Connections;
 using Broker.Frontend.Hosting;
@@ -128,6 +129,7 @@ public sealed partial class RoomAuthorizer
 
         var url = caller.Options.ProxyUri ?? throw new InvalidOperationException($"Namespace \"{caller.Namespace}\" has Authorize=Proxy without a valid ProxyUrl; validation should have refused it.");
         var verdict = await _proxy.AskAsync(url, caller.Options.ProxyTimeout, new ProxyQuestion(caller.Namespace, room, connection.User, action, connection.Id, connection.Verified));
+        FrontendMetrics.ProxyAnswered(verdict switch { ProxyVerdict.Allowed => "allow", ProxyVerdict.Denied => "deny", ProxyVerdict.Failed => "error", _ => "timeout" });
         switch (verdict)
         {
             case ProxyVerdict.Allowed:

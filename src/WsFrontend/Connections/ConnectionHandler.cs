@@ -60,6 +60,7 @@ public sealed partial class ConnectionHandler
         };
         var userKey = GrainKeys.Of(ns, user);
         _node.Register(connection);
+        FrontendMetrics.Opened(ns, socket);
         LogConnected(_logger, connection.Id, ns, user);
         try
         {
@@ -75,7 +76,7 @@ public sealed partial class ConnectionHandler
                 return;
             }
 
-            connection.Send(FrameWriter.Welcome(connection.Id, user, ns, _node.Id));
+            connection.Send(Counted(SentFrame.Welcome, FrameWriter.Welcome(connection.Id, user, ns, _node.Id)));
             await ReceiveLoopAsync(connection);
         }
         catch (Exception ex) when (IsConnectionFault(ex))
@@ -106,6 +107,7 @@ public sealed partial class ConnectionHandler
             }
 
             _node.Unregister(connection);
+            FrontendMetrics.Closed(ns, socket, connection.CloseStatus);
             connection.MarkFinished();
 
             LogDisconnected(_logger, connection.Id, connection.CloseStatus is { } status ? (int)status : 0);
@@ -128,6 +130,7 @@ public sealed partial class ConnectionHandler
         }
         catch (Exception ex) when (ClusterErrors.IsClusterUnavailable(ex))
         {
+            FrontendMetrics.ClusterCallFailed(ex);
             LogClusterUnavailable(_logger, connection.Id, ex);
             connection.Close(CloseCodes.TryAgainLater, "The cluster is unavailable; try again later.");
             return false;
@@ -237,14 +240,15 @@ public sealed partial class ConnectionHandler
         }
         if (text.Span.SequenceEqual("ping"u8))
         {
+            FrontendMetrics.FrameReceived(ClientFrameType.Ping);
             if (limiter.TryTake())
             {
-                await connection.ReplyAsync(FrameWriter.Pong);
+                await connection.ReplyAsync(Counted(SentFrame.Pong, FrameWriter.Pong));
             }
             else
             {
                 _events.Count(ClientEvent.RateLimited);
-                await connection.ReplyAsync(FrameWriter.Error([], ErrorCodes.RateLimited, RateLimitedMessage()));
+                await connection.ReplyAsync(ErrorFrame([], ErrorCodes.RateLimited, RateLimitedMessage()));
             }
 
             return;
@@ -252,24 +256,25 @@ public sealed partial class ConnectionHandler
 
         // Every frame counts against the rate, the ones that fail to parse included.
         var parsed = _parser.TryParse(text.Span, out var frame, out var error);
+        FrontendMetrics.FrameReceived(parsed, frame);
         if (!limiter.TryTake())
         {
             _events.Count(ClientEvent.RateLimited);
-            await connection.ReplyAsync(FrameWriter.Error(parsed ? frame.Id : error.Id, ErrorCodes.RateLimited, RateLimitedMessage()));
+            await connection.ReplyAsync(ErrorFrame(parsed ? frame.Id : error.Id, ErrorCodes.RateLimited, RateLimitedMessage()));
             return;
         }
 
         if (!parsed)
         {
             _events.Count(ClientEvent.BadRequest);
-            await connection.ReplyAsync(FrameWriter.Error(error.Id, error.Code, error.Message));
+            await connection.ReplyAsync(ErrorFrame(error.Id, error.Code, error.Message));
             return;
         }
 
         var reply = frame.Type switch
         {
-            ClientFrameType.Ping => FrameWriter.JsonPong(frame.Id),
-            ClientFrameType.Echo => FrameWriter.Echo(frame.Id, frame.Data!),
+            ClientFrameType.Ping => Counted(SentFrame.Pong, FrameWriter.JsonPong(frame.Id)),
+            ClientFrameType.Echo => Counted(SentFrame.Echo, FrameWriter.Echo(frame.Id, frame.Data!)),
             ClientFrameType.Join => await JoinAsync(connection, frame),
             ClientFrameType.Leave => await LeaveAsync(connection, frame),
             ClientFrameType.Publish => await PublishAsync(connection, frame),
@@ -277,7 +282,7 @@ public sealed partial class ConnectionHandler
             ClientFrameType.Presence => await PresenceAsync(connection, frame),
             ClientFrameType.History => await HistoryAsync(connection, frame),
             ClientFrameType.Refresh => await RefreshAsync(connection, frame),
-            _ => FrameWriter.Error(frame.Id, ErrorCodes.UnknownType, "Unknown frame type."),
+            _ => ErrorFrame(frame.Id, ErrorCodes.UnknownType, "Unknown frame type."),
         };
         if (reply is not null)
         {
@@ -301,7 +306,7 @@ public sealed partial class ConnectionHandler
         if (again)
         {
             // Already a member: the room's current position; nothing was missed.
-            return FrameWriter.Joined(frame.Id, room, result.Seq, result.Epoch, recovered: false);
+            return Counted(SentFrame.Joined, FrameWriter.Joined(frame.Id, room, result.Seq, result.Epoch, recovered: false));
         }
 
         // Recovered messages, then joined, then what arrived meanwhile, then the live stream:
@@ -311,10 +316,10 @@ public sealed partial class ConnectionHandler
         // bounded by OutboxBytes: a client that does not read is closed with 1013.
         foreach (var message in result.Missed)
         {
-            await connection.ReplyAsync(FrameWriter.Message(room, result.Epoch, message));
+            await connection.ReplyAsync(Counted(SentFrame.Message, FrameWriter.Message(room, result.Epoch, message)));
         }
 
-        await connection.ReplyAsync(FrameWriter.Joined(frame.Id, room, result.Seq, result.Epoch, result.Recovered));
+        await connection.ReplyAsync(Counted(SentFrame.Joined, FrameWriter.Joined(frame.Id, room, result.Seq, result.Epoch, result.Recovered)));
         while (!connection.IsClosing)
         {
             // What waited goes out as the outbox makes room, while the room goes on: only what
@@ -347,25 +352,33 @@ public sealed partial class ConnectionHandler
     private async Task<byte[]> LeaveAsync(ClientConnection connection, ClientFrame frame)
     {
         var left = await _dispatcher.LeaveAsync(connection.Caller, frame.Room!);
-        return left.Refused is { } refused ? ErrorFrame(frame, refused) : FrameWriter.Left(frame.Id, frame.Room!);
+        return left.Refused is { } refused ? ErrorFrame(frame, refused) : Counted(SentFrame.Left, FrameWriter.Left(frame.Id, frame.Room!));
     }
 
     private async Task<byte[]> PublishAsync(ClientConnection connection, ClientFrame frame)
     {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var published = await _dispatcher.PublishAsync(connection.Caller, frame.Room!, frame.Data!, frame.MsgId);
-        return published.Refused is { } refused ? ErrorFrame(frame, refused) : FrameWriter.PublishAck(frame.Id, frame.Room!, published.Value.Seq);
+        if (published.Refused is { } refused)
+        {
+            return ErrorFrame(frame, refused);
+        }
+
+        var ack = Counted(SentFrame.Ack, FrameWriter.PublishAck(frame.Id, frame.Room!, published.Value.Seq));
+        FrontendMetrics.Published(connection.Namespace, started);
+        return ack;
     }
 
     private async Task<byte[]> SendAsync(ClientConnection connection, ClientFrame frame)
     {
         var sent = await _dispatcher.SendAsync(connection.Caller, frame.To!, frame.Data!);
-        return sent.Refused is { } refused ? ErrorFrame(frame, refused) : FrameWriter.SendAck(frame.Id, sent.Value);
+        return sent.Refused is { } refused ? ErrorFrame(frame, refused) : Counted(SentFrame.Ack, FrameWriter.SendAck(frame.Id, sent.Value));
     }
 
     private async Task<byte[]> PresenceAsync(ClientConnection connection, ClientFrame frame)
     {
         var presence = await _dispatcher.PresenceAsync(connection.Caller, frame.Room!);
-        return presence.Refused is { } refused ? ErrorFrame(frame, refused) : FrameWriter.Presence(frame.Id, frame.Room!, presence.Value);
+        return presence.Refused is { } refused ? ErrorFrame(frame, refused) : Counted(SentFrame.Presence, FrameWriter.Presence(frame.Id, frame.Room!, presence.Value));
     }
 
     private async Task<byte[]> HistoryAsync(ClientConnection connection, ClientFrame frame)
@@ -373,7 +386,7 @@ public sealed partial class ConnectionHandler
         var page = await _dispatcher.HistoryAsync(connection.Caller, frame.Room!, frame.Since, frame.Limit);
         return page.Refused is { } refused
             ? ErrorFrame(frame, refused)
-            : FrameWriter.History(frame.Id, frame.Room!, page.Value.Epoch, page.Value.Messages, page.Value.More, _options.MaxReplyBytes);
+            : Counted(SentFrame.History, FrameWriter.History(frame.Id, frame.Room!, page.Value.Epoch, page.Value.Messages, page.Value.More, _options.MaxReplyBytes));
     }
 
     /// <summary>
@@ -391,13 +404,27 @@ public sealed partial class ConnectionHandler
 
         foreach (var room in refreshed.Value.RoomsLeft)
         {
-            await connection.ReplyAsync(FrameWriter.LeftByServer(room, $"The refreshed token's \"rooms\" claim no longer grants \"join\" for room \"{room}\" in namespace \"{connection.Namespace}\"."));
+            await connection.ReplyAsync(Counted(SentFrame.Left, FrameWriter.LeftByServer(room, $"The refreshed token's \"rooms\" claim no longer grants \"join\" for room \"{room}\" in namespace \"{connection.Namespace}\".")));
         }
 
-        return FrameWriter.Refreshed(frame.Id, refreshed.Value.Expires?.ToUnixTimeSeconds());
+        return Counted(SentFrame.Refreshed, FrameWriter.Refreshed(frame.Id, refreshed.Value.Expires?.ToUnixTimeSeconds()));
     }
 
-    private static byte[] ErrorFrame(ClientFrame frame, CommandError refusal) => FrameWriter.Error(frame.Id, refusal.Code, refusal.Message);
+    private static byte[] ErrorFrame(ClientFrame frame, CommandError refusal) => ErrorFrame(frame.Id, refusal.Code, refusal.Message);
+
+    /// <summary>An error frame, counted (broker.errors by code, broker.frames.sent).</summary>
+    private static byte[] ErrorFrame(byte[] id, string code, string message)
+    {
+        FrontendMetrics.Error(code);
+        return FrameWriter.Error(id, code, message);
+    }
+
+    /// <summary>A reply frame, counted in broker.frames.sent.</summary>
+    private static byte[] Counted(SentFrame type, byte[] frame)
+    {
+        FrontendMetrics.FrameSent(type);
+        return frame;
+    }
 
     private async Task CleanupAsync(ClientConnection connection, string userKey)
     {

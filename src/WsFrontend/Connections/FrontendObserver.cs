@@ -52,6 +52,7 @@ public sealed partial class FrontendObserver : IFrontendObserver
                     await FillGapAsync(delivery, members, message.Seq - 1);
                     var frame = FrameWriter.Message(delivery.Room, delivery.Epoch, message);
                     await OfferAllAsync(members, new Offered(delivery.Activation, delivery.Epoch, roomEvent.Version, message.Seq, frame, null));
+                    FrontendMetrics.DeliveredRoomMessage(delivery.Namespace, members.Length, message.Timestamp);
                     break;
                 case RoomEventKind.Position:
                     await FillGapAsync(delivery, members, roomEvent.Seq);
@@ -60,6 +61,7 @@ public sealed partial class FrontendObserver : IFrontendObserver
                     // Member events tell the others: a user is not told about its own arrival or departure.
                     var memberFrame = FrameWriter.MemberEvent(roomEvent.Kind == RoomEventKind.MemberJoined, delivery.Room, roomEvent.User);
                     await OfferAllAsync(members, new Offered(delivery.Activation, delivery.Epoch, roomEvent.Version, 0, memberFrame, roomEvent.User));
+                    FrontendMetrics.FramesSent(roomEvent.Kind == RoomEventKind.MemberJoined ? SentFrame.MemberJoined : SentFrame.MemberLeft, members.Length);
                     break;
                 default:
                     break;
@@ -120,6 +122,7 @@ public sealed partial class FrontendObserver : IFrontendObserver
             }
         }
 
+        FrontendMetrics.DeliveredDirect(delivery.Namespace, delivery.Messages.Length, connections.Length);
         return Task.CompletedTask;
     }
 
@@ -173,6 +176,8 @@ public sealed partial class FrontendObserver : IFrontendObserver
                 {
                     member.Fill(delivery.Epoch, message.Seq, frame);
                 }
+
+                FrontendMetrics.FramesSent(SentFrame.Message, members.Length);
             }
 
             var last = page.Messages[^1].Seq;

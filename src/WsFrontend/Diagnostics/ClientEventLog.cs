@@ -75,6 +75,7 @@ public sealed partial class ClientEventLog : IHostedService, IDisposable
         _time = time;
         _logger = logger;
         _lastLine = time.GetTimestamp();
+        FrontendMetrics.Track(this);
     }
 
     /// <summary>One more event of this kind.</summary>
@@ -114,11 +115,16 @@ public sealed partial class ClientEventLog : IHostedService, IDisposable
     public Task StopAsync(CancellationToken cancellationToken)
     {
         _timer?.Dispose();
+        FrontendMetrics.Untrack(this);
         Flush();
         return Task.CompletedTask;
     }
 
-    public void Dispose() => _timer?.Dispose();
+    public void Dispose()
+    {
+        _timer?.Dispose();
+        FrontendMetrics.Untrack(this);
+    }
 
     /// <summary>Logs and resets the counts since the last line, if any is non-zero.</summary>
     internal void Flush()

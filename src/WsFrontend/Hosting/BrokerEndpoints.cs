@@ -2,6 +2,7 @@ using System.Net.WebSockets;
 using Broker.Frontend.Diagnostics;
 using Broker.Frontend.Options;
 using Broker.Frontend.Security;
+using Broker.Telemetry;
 using Broker.Transport;
 using Microsoft.AspNetCore.Http.Features;
 using Broker.Frontend.Connections;
@@ -33,6 +34,7 @@ public static partial class BrokerEndpoints
                     ? Results.Json(new { status = "ok", node = node.Id, connections = node.ConnectionCount })
                     : Results.Json(new { status = "no cluster", node = node.Id }, statusCode: StatusCodes.Status503ServiceUnavailable));
         app.MapFrontendHealth();
+        app.MapBrokerMetrics();
         app.Map("/echo", (HttpContext context) => EchoAsync(context, options));
         app.MapServerApi();
         app.MapOpenApi().ExcludeFromDescription();

@@ -6,6 +6,7 @@ using Broker.Frontend.Security;
 using Broker.Transport;
 using Broker.Grains.Hosting;
 using Broker.Hosting;
+using Broker.Telemetry;
 using Orleans.Configuration;
 using Microsoft.Extensions.Options;
 
@@ -119,6 +120,7 @@ public static partial class BrokerHostingExtensions
                 level >= LogLevel.Error || (level >= LogLevel.Warning && readiness.Connected.IsCompleted));
         }
 
+        builder.AddBrokerTelemetry("broker-frontend");
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<FrontendNode>();
         builder.Services.AddFrontendHealth();

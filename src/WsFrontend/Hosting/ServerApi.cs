@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using Broker.Frontend.Commands;
+using Broker.Frontend.Diagnostics;
 using Broker.Frontend.Options;
 using Broker.Frontend.Protocol;
 using Microsoft.AspNetCore.Mvc;
@@ -28,7 +29,7 @@ public static class ServerApi
 
     public static WebApplication MapServerApi(this WebApplication app)
     {
-        var api = app.MapGroup("/api").AddEndpointFilter(GuardAsync).WithTags(Tag);
+        var api = app.MapGroup("/api").AddEndpointFilter(CountAsync).AddEndpointFilter(GuardAsync).WithTags(Tag);
         api.MapPost("/{ns}/rooms/{room}/publish", PublishAsync)
             .WithName("Publish")
             .WithSummary("Publish the body to a room, as the user \"server\".")
@@ -73,6 +74,20 @@ public static class ServerApi
             $"No server API route is {context.Request.Method} {context.Request.Path}; /openapi/v1.json lists them.")))
             .ExcludeFromDescription();
         return app;
+    }
+
+    /// <summary>Counts the request (broker.api.requests) by operation and the status it was answered with.</summary>
+    private static ValueTask<object?> CountAsync(EndpointFilterInvocationContext invocation, EndpointFilterDelegate next)
+    {
+        var context = invocation.HttpContext;
+        var operation = context.GetEndpoint()?.Metadata.GetMetadata<IEndpointNameMetadata>()?.EndpointName.ToLowerInvariant() ?? "other";
+        context.Response.OnCompleted(static state =>
+        {
+            var (operation, response) = ((string, HttpResponse))state;
+            FrontendMetrics.ApiRequest(operation, response.StatusCode);
+            return Task.CompletedTask;
+        }, (operation, context.Response));
+        return next(invocation);
     }
 
     private static async ValueTask<object?> GuardAsync(EndpointFilterInvocationContext invocation, EndpointFilterDelegate next)

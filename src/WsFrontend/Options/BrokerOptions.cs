@@ -130,7 +130,7 @@ public sealed class BrokerOptions
     public const int MinApiKeyLength = 16;
 
     /// <summary>First path segments the broker serves itself, so no namespace may take them.</summary>
-    public static readonly string[] ReservedNamespaceNames = ["echo", "healthz", "health", "api", "openapi", Hosting.ChatPage.Segment];
+    public static readonly string[] ReservedNamespaceNames = ["echo", "healthz", "health", "api", "openapi", "metrics", Hosting.ChatPage.Segment];
 
     /// <summary>How often the front-end renews its lease with the cluster.</summary>
     public TimeSpan LeaseInterval { get; set; } = TimeSpan.FromSeconds(2);
