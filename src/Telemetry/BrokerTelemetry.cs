@@ -111,7 +111,8 @@ public static class BrokerTelemetry
 
         if (otlp)
         {
-            telemetry.WithTracing(traces => traces.AddSource(ExportedSources).AddOtlpExporter());
+            var ratio = BrokerSampler.RatioFrom(builder.Configuration);
+            telemetry.WithTracing(traces => traces.AddSource(ExportedSources).SetSampler(new BrokerSampler(ratio)).AddOtlpExporter());
         }
 
         return builder;
