@@ -417,8 +417,14 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         this.DeactivateOnIdle();
     }
 
-    private void ApplyPolicy(RoomPolicy policy)
+    /// <summary>A front-end's policy replaces the room's; null (server-side code's publish) keeps it.</summary>
+    private void ApplyPolicy(RoomPolicy? policy)
     {
+        if (policy is null)
+        {
+            return;
+        }
+
         if (!_policyApplied || policy != _policy)
         {
             _policy = policy;

@@ -1,5 +1,6 @@
 using System.Net;
 using Broker.Grains.Hosting;
+using Broker.Streams;
 using Broker.Hosting;
 using Broker.Silo;
 using Broker.Telemetry;
@@ -41,6 +42,7 @@ builder.UseOrleans(silo =>
     }
 
     silo.AddBrokerGrains(options.Memory);
+    silo.AddBrokerStreams(options.Streams, options.Redis);
     if (options.DashboardPort is not null)
     {
         // Orleans Dashboard, served on its own port only (below).

@@ -1,5 +1,6 @@
 using System.Net;
 using Broker.Grains.Hosting;
+using Broker.Streams;
 
 namespace Broker.Silo;
 
@@ -21,6 +22,7 @@ public sealed class SiloHostOptions
         ["--store"] = "Silo:Store",
         ["--store-redis"] = "Silo:StoreRedis",
         ["--dashboard-port"] = "Silo:DashboardPort",
+        ["--streams"] = "Silo:Streams:Provider",
     };
 
     /// <summary>Redis for cluster membership ("HOST:PORT" or a connection string); unset: a one-silo localhost cluster.</summary>
@@ -53,6 +55,9 @@ public sealed class SiloHostOptions
 
     /// <summary>Bounds on the memory activations take ("Silo:Memory:*"): shedding, refusing new activations, gateway load shedding.</summary>
     public SiloMemoryOptions Memory { get; set; } = new();
+
+    /// <summary>The rooms' stream provider ("Silo:Streams:*", docs/streams.md): the same on every silo of the cluster.</summary>
+    public BrokerStreamOptions Streams { get; set; } = new();
 
     public IEnumerable<string> Validate()
     {
@@ -94,6 +99,11 @@ public sealed class SiloHostOptions
         foreach (var problem in Memory.Validate($"{SectionName}:Memory"))
         {
             yield return problem;
+        }
+
+        foreach (var problem in Streams.Validate())
+        {
+            yield return $"{SectionName}:{problem}";
         }
     }
 }

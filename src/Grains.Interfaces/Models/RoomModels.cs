@@ -119,12 +119,16 @@ public sealed record JoinResult(
     [property: Id(4)] ImmutableArray<RoomMessage> Missed,
     [property: Id(5)] string Activation = "");
 
+/// <summary>
+/// Policy: the namespace's options, from a front-end; null from server-side code
+/// (<see cref="BrokerServerApi"/>), which does not know them: the room keeps the policy it has.
+/// </summary>
 [GenerateSerializer, Immutable, Alias("Broker.PublishRequest")]
 public sealed record PublishRequest(
     [property: Id(0)] string User,
     [property: Id(1)] byte[] Payload,
     [property: Id(2)] string? MsgId,
-    [property: Id(3)] RoomPolicy Policy);
+    [property: Id(3)] RoomPolicy? Policy);
 
 /// <summary>Duplicate is true when MsgId had been seen: Seq is then the first publish's.</summary>
 [GenerateSerializer, Immutable, Alias("Broker.PublishResult")]

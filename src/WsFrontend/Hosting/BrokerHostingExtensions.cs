@@ -5,6 +5,7 @@ using Broker.Frontend.Options;
 using Broker.Frontend.Security;
 using Broker.Transport;
 using Broker.Grains.Hosting;
+using Broker.Streams;
 using Broker.Hosting;
 using Broker.Telemetry;
 using Orleans.Configuration;
@@ -84,6 +85,8 @@ public static partial class BrokerHostingExtensions
             {
                 silo.UseLocalhostClustering(siloPort: embedded.SiloPort, gatewayPort: embedded.GatewayPort);
                 silo.AddBrokerGrains(embedded.Memory);
+                // Rooms of namespaces with Stream on produce to the "broker" stream provider (docs/streams.md).
+                silo.AddBrokerStreams(new BrokerStreamOptions());
                 if (!string.IsNullOrEmpty(embedded.StoreRedis))
                 {
                     silo.UseBrokerRedisRoomStore(embedded.StoreRedis, cluster.ServiceId);

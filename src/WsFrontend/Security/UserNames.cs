@@ -21,10 +21,14 @@ public static class UserNames
     public const string AnonymousPrefix = "anon-";
     public const string GuestPrefix = "guest:";
 
+    /// <summary>Server identities applications name for themselves (Broker.Grains.BrokerServerApi): "server:dice".</summary>
+    public const string ServerPrefix = "server:";
+
     public static bool IsReserved(string name)
     {
         var read = AsRead(name);
         return read.Equals(Server, StringComparison.Ordinal)
+            || read.StartsWith(ServerPrefix, StringComparison.Ordinal)
             || read.StartsWith(AnonymousPrefix, StringComparison.Ordinal)
             || read.StartsWith(GuestPrefix, StringComparison.Ordinal);
     }
@@ -37,7 +41,7 @@ public static class UserNames
 
     /// <summary>The sentence a claim of a reserved name is refused with (the name is not repeated: it could hold a line break).</summary>
     public const string ReservedMessage =
-        "That user name is reserved (\"server\" and names starting with \"anon-\" or \"guest:\" belong to the broker, however they are written); choose another.";
+        "That user name is reserved (\"server\" and names starting with \"server:\", \"anon-\" or \"guest:\" belong to the broker, however they are written); choose another.";
 
     /// <summary>The name as it reads: invisible characters dropped, compatibility forms folded (NFKC), lower case, trimmed.</summary>
     private static string AsRead(string name)

@@ -1,0 +1,50 @@
+using Broker.Grains.Streams;
+using Orleans.Hosting;
+using StackExchange.Redis;
+
+namespace Broker.Streams;
+
+/// <summary>
+/// Adds the stream provider <see cref="BrokerStreams.ProviderName"/> to a silo or a client. Every
+/// silo of the cluster calls it with the same options: the broker's silos, the embedded
+/// front-end's silo, and application silos (samples/Bot).
+/// </summary>
+public static class BrokerStreamHosting
+{
+    /// <summary>
+    /// The grain storage of explicit subscriptions ("PubSubStore", Orleans' fixed name). With a
+    /// <paramref name="redis"/> they are kept there and survive silos; without one (a one-silo
+    /// cluster) in memory.
+    /// </summary>
+    public static ISiloBuilder AddBrokerStreams(this ISiloBuilder silo, BrokerStreamOptions options, string? redis = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        silo.AddMemoryStreams(BrokerStreams.ProviderName, streams => streams.ConfigurePartitioning(options.Queues));
+        if (string.IsNullOrEmpty(redis))
+        {
+            silo.AddMemoryGrainStorage(PubSubStore);
+        }
+        else
+        {
+            silo.AddRedisGrainStorage(PubSubStore, o =>
+            {
+                var configuration = ConfigurationOptions.Parse(redis);
+                configuration.AbortOnConnectFail = false;
+                o.ConfigurationOptions = configuration;
+            });
+        }
+
+        return silo;
+    }
+
+    /// <summary>An Orleans client that subscribes or produces to room streams itself (grains calls need none of this).</summary>
+    public static IClientBuilder AddBrokerStreams(this IClientBuilder client, BrokerStreamOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        client.AddMemoryStreams(BrokerStreams.ProviderName, streams => streams.ConfigurePartitioning(options.Queues));
+        return client;
+    }
+
+    /// <summary>Orleans' name for the storage of stream subscriptions.</summary>
+    public const string PubSubStore = "PubSubStore";
+}
