@@ -41,6 +41,9 @@
 #                     pass --ours-args "" to keep them)
 #   --metrics on|off  metrics on our silo and front-ends (Metrics:Enabled; default on, the shipped default):
 #                     run both to see what metrics cost (docs/performance.md, "What metrics cost")
+#   --stream on|off   the bench's namespace (chat) produces its rooms to Orleans streams
+#                     (--Broker:Namespaces:chat:Stream=true on our front-ends; default off, the shipped
+#                     default): run both to see what Stream costs (docs/performance.md, "What Stream costs")
 # Ports (environment): OURS_REDIS_PORT 6391, BASE_REDIS_PORT 6392, FE1_PORT 8101, FE2_PORT 8102,
 # SILO_PORT 11191, GATEWAY_PORT 30091, SILO_HEALTH_PORT 8191, BASE1_PORT 8201, BASE2_PORT 8202.
 set -euo pipefail
@@ -48,7 +51,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 duration=20 warmup=3 rate=500 payload=100 conns=15000 conns_rate=2000 hold=10 prewarm=10
-metrics=on only="" no_build="" workloads="conns,fanout,saturate,bigrooms,echo,crossnode" out="" ours_args="--Broker:RateLimitPerSecond=0 --Broker:MaxConnectionsPerIp=0"
+metrics=on stream=off only="" no_build="" workloads="conns,fanout,saturate,bigrooms,echo,crossnode" out="" ours_args="--Broker:RateLimitPerSecond=0 --Broker:MaxConnectionsPerIp=0"
 while (($#)); do
   case "$1" in
     --duration) duration=$2; shift 2 ;;
@@ -65,7 +68,8 @@ while (($#)); do
     --no-build) no_build=1; shift ;;
     --ours-args) ours_args=$2; shift 2 ;;
     --metrics) metrics=$2; shift 2 ;;
-    -h | --help) sed -n '2,45p' "$0"; exit 0 ;;
+    --stream) stream=$2; shift 2 ;;
+    -h | --help) sed -n '2,48p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -74,6 +78,12 @@ case "$metrics" in
   on) metrics_enabled=true ;;
   off) metrics_enabled=false ;;
   *) echo "--metrics takes on or off, not $metrics" >&2; exit 2 ;;
+esac
+
+case "$stream" in
+  on) ours_args="$ours_args --Broker:Namespaces:chat:Stream=true" ;;
+  off) ;;
+  *) echo "--stream takes on or off, not $stream" >&2; exit 2 ;;
 esac
 
 ours_redis_port=${OURS_REDIS_PORT:-6391}
