@@ -17,7 +17,7 @@ builder.Logging.AddFilter("Polly", LogLevel.Warning);
 builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
 
 var options = builder.Configuration.GetSection(SiloHostOptions.SectionName).Get<SiloHostOptions>() ?? new SiloHostOptions();
-var problems = options.Validate().Concat(BrokerTelemetry.Validate(builder.Configuration)).ToList();
+var problems = options.Validate().Concat(BrokerTelemetry.Validate(builder.Configuration)).Concat(ConsoleLogFormat.Validate(builder.Configuration)).ToList();
 if (problems.Count > 0)
 {
     Console.Error.WriteLine(string.Join(Environment.NewLine, problems));

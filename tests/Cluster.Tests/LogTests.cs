@@ -29,6 +29,66 @@ public sealed partial class LogTests(ITestOutputHelper output)
         using var json = JsonDocument.Parse(line);
         Assert.Equal("Information", json.RootElement.GetProperty("LogLevel").GetString());
         Assert.Equal("fe-json", json.RootElement.GetProperty("State").GetProperty("NodeId").GetString());
+
+        // Every JSON line says when, in UTC (ISO 8601), without a TimestampFormat configured.
+        var when = json.RootElement.GetProperty("Timestamp").GetString()!;
+        Assert.EndsWith("Z", when, StringComparison.Ordinal);
+        var at = DateTimeOffset.Parse(when, CultureInfo.InvariantCulture);
+        Assert.True((DateTimeOffset.UtcNow - at).Duration() < TimeSpan.FromMinutes(5), $"Timestamp {when} is not now");
+    }
+
+    /// <summary>
+    /// A setting out of range stops either process at start with exit code 2 and the problem in
+    /// a sentence on stderr: no unhandled exception, no stack trace, no abort.
+    /// </summary>
+    [Theory]
+    [InlineData("frontend", "--Logging:Console:FormatterName=xml", "Logging:Console:FormatterName must be one of simple, json, systemd")]
+    [InlineData("frontend", "--Broker:MaxNameLength=0", "Broker:MaxNameLength must be at least 1.")]
+    [InlineData("silo", "--Logging:Console:FormatterName=xml", "Logging:Console:FormatterName must be one of simple, json, systemd")]
+    public async Task InvalidSetting_ExitsWithCode2AndSaysWhy(string program, string setting, string problem)
+    {
+        var dll = program == "silo" ? BuildOutput.SiloDll : BuildOutput.FrontendDll;
+        var start = new System.Diagnostics.ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        start.ArgumentList.Add(dll);
+        if (program == "silo")
+        {
+            foreach (var (name, port) in new[] { ("--silo-port", FreePorts.Next()), ("--gateway-port", FreePorts.Next()), ("--health-port", FreePorts.Next()) })
+            {
+                start.ArgumentList.Add(name);
+                start.ArgumentList.Add(port.ToString(CultureInfo.InvariantCulture));
+            }
+        }
+        else
+        {
+            start.ArgumentList.Add("--urls");
+            start.ArgumentList.Add("http://127.0.0.1:" + FreePorts.Next().ToString(CultureInfo.InvariantCulture));
+        }
+
+        start.ArgumentList.Add(setting);
+        using var process = System.Diagnostics.Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            Assert.Fail($"{program} with {setting} was still running after 60 s");
+        }
+
+        var errors = await stderr;
+        output.WriteLine($"exit {process.ExitCode}; stderr: {errors}; stdout: {await stdout}");
+        Assert.Equal(2, process.ExitCode);
+        Assert.Contains(problem, errors, StringComparison.Ordinal);
+        Assert.DoesNotContain("Unhandled exception", errors, StringComparison.Ordinal);
     }
 
     [Fact]
