@@ -13,6 +13,8 @@
 # its default + PORT_BASE - 8000 (a second cluster on the same host: PORT_BASE=9200; every port
 # stays below 32768). DASHBOARD=1 starts silo N with the Orleans dashboard on 8090+N.
 # STORE=redis makes rooms durable (silos run with --store redis).
+# BOT=1 (with start) also starts the sample bot (samples/Bot, a silo answering /roll in /chat
+# rooms) on silo port 11100 and health port 8079, and front-ends run with /chat's Stream on.
 # State and logs live in .cluster/ (CLUSTER_DIR).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,9 +29,12 @@ redis_port="${REDIS_PORT:-$((6380 + shift_by))}"
 nginx_port="${NGINX_PORT:-$port_base}"
 dashboard="${DASHBOARD:-0}"
 [[ "$dashboard" == 0 || "$dashboard" == 1 ]] || { echo "DASHBOARD must be 0 or 1, not '$dashboard'" >&2; exit 2; }
+bot="${BOT:-0}"
+[[ "$bot" == 0 || "$bot" == 1 ]] || { echo "BOT must be 0 or 1, not '$bot'" >&2; exit 2; }
 config="${CONFIGURATION:-Release}"
 silo_dll="$root/src/Silo/bin/$config/net10.0/Broker.Silo.dll"
 frontend_dll="$root/src/WsFrontend/bin/$config/net10.0/Broker.WsFrontend.dll"
+bot_dll="$root/samples/Bot/bin/$config/net10.0/Broker.Samples.Bot.dll"
 
 need() {
   command -v "$1" >/dev/null 2>&1 && return
@@ -42,6 +47,8 @@ silo_port() { echo $((11110 + shift_by + $1)); }
 gateway_port() { echo $((30000 + shift_by + $1)); }
 health_port() { echo $((8080 + shift_by + $1)); }
 dashboard_port() { echo $((8090 + shift_by + $1)); }
+bot_silo_port() { echo $((11100 + shift_by)); }
+bot_health_port() { echo $((8079 + shift_by)); }
 
 alive() { [[ -f "$dir/$1.pid" ]] && kill -0 "$(cat "$dir/$1.pid")" 2>/dev/null; }
 
@@ -109,13 +116,33 @@ start_silo() { # N
   print_silo "$n"
 }
 
+print_bot() {
+  local health="http://127.0.0.1:$(bot_health_port)"
+  echo "bot (samples/Bot): silo port $(bot_silo_port), answers /roll in /chat rooms"
+  echo "  health   $health/health/live  $health/health/ready"
+}
+
+# The sample bot: an application silo of the same cluster. Front-ends started after it run with
+# /chat's Stream on ($dir/chat-stream marks that).
+start_bot() {
+  touch "$dir/chat-stream"
+  if alive bot; then print_bot; return; fi
+  nohup dotnet "$bot_dll" --redis "127.0.0.1:$redis_port" --silo-port "$(bot_silo_port)" \
+    --health-port "$(bot_health_port)" >"$dir/bot.log" 2>&1 &
+  echo $! >"$dir/bot.pid"
+  wait_healthy bot "http://127.0.0.1:$(bot_health_port)/health/ready"
+  print_bot
+}
+
 # Behind nginx on this host every client has nginx's address: the per-address cap would count
 # them all as one client (docs/security.md), so it is off; cap per client at the proxy instead.
 start_frontend() { # N
   local n=$1 name="frontend$1"
   if alive "$name"; then print_frontend "$n"; return; fi
+  local extra=()
+  [[ -f "$dir/chat-stream" ]] && extra=(--Broker:Namespaces:chat:Stream=true)
   nohup dotnet "$frontend_dll" --redis "127.0.0.1:$redis_port" --urls "http://127.0.0.1:$(frontend_port "$n")" \
-    --node-id "fe-$n" --Broker:MaxConnectionsPerIp=0 >"$dir/$name.log" 2>&1 &
+    --node-id "fe-$n" --Broker:MaxConnectionsPerIp=0 "${extra[@]}" >"$dir/$name.log" 2>&1 &
   echo $! >"$dir/$name.pid"
   wait_healthy "$name" "http://127.0.0.1:$(frontend_port "$n")/health/ready"
   print_frontend "$n"
@@ -163,7 +190,9 @@ case "${1:-}" in
     mkdir -p "$dir/nginx-tmp"
     dotnet build "$root/Broker.sln" -c "$config" --nologo -v quiet >/dev/null
     start_redis
+    rm -f "$dir/chat-stream"
     start_silo 1; start_silo 2
+    if [[ "$bot" == 1 ]]; then start_bot; fi
     start_frontend 1; start_frontend 2
     start_nginx
     ;;
@@ -171,13 +200,14 @@ case "${1:-}" in
   add-frontend) start_frontend "${2:?front-end number}"; start_nginx ;;
   status)
     # Which processes run (pid), whether they are ready (/health/ready), and where they answer.
-    for pidfile in "$dir"/redis.pid "$dir"/silo*.pid "$dir"/frontend*.pid "$dir"/nginx.pid; do
+    for pidfile in "$dir"/redis.pid "$dir"/silo*.pid "$dir"/bot.pid "$dir"/frontend*.pid "$dir"/nginx.pid; do
       [[ -e "$pidfile" ]] || continue
       name=$(basename "$pidfile" .pid)
       if ! alive "$name"; then echo "$name: not running"; continue; fi
       state="running (pid $(cat "$pidfile"))"
       case "$name" in
         silo*) n=${name#silo}; echo "$name: $state, ready: $(http_status "http://127.0.0.1:$(health_port "$n")/health/ready")"; print_silo "$n" ;;
+        bot) echo "$name: $state, ready: $(http_status "http://127.0.0.1:$(bot_health_port)/health/ready")"; print_bot ;;
         frontend*) n=${name#frontend}; echo "$name: $state, ready: $(http_status "http://127.0.0.1:$(frontend_port "$n")/health/ready")"; print_frontend "$n" ;;
         nginx) echo "$name: $state, ready: $(http_status "http://127.0.0.1:$nginx_port/health/ready")"; print_nginx ;;
         redis) echo "$name: $state, 127.0.0.1:$redis_port" ;;
@@ -189,14 +219,15 @@ case "${1:-}" in
     # Front-ends first (their clients get 1012 and leave their rooms), then silos, then the rest.
     [[ -d "$dir" ]] || exit 0
     for pidfile in "$dir"/frontend*.pid; do [[ -e "$pidfile" ]] && stop_one "$(basename "$pidfile" .pid)"; done
+    stop_one bot
     for pidfile in "$dir"/silo*.pid; do [[ -e "$pidfile" ]] && stop_one "$(basename "$pidfile" .pid)"; done
     if alive nginx; then nginx -p "$dir" -c "$dir/nginx.conf" -s quit || true; fi
     for _ in $(seq 1 50); do alive nginx || break; sleep 0.1; done
     rm -f "$dir/nginx.pid"
     if alive redis; then redis-cli -p "$redis_port" shutdown nosave >/dev/null 2>&1 || stop_one redis; fi
-    rm -f "$dir/redis.pid" "$dir"/silo*.dashboard
+    rm -f "$dir/redis.pid" "$dir"/silo*.dashboard "$dir/chat-stream"
     echo "stopped"
     ;;
   *)
-    sed -n '2,16p' "$0"; exit 2 ;;
+    sed -n '2,18p' "$0"; exit 2 ;;
 esac

@@ -12,10 +12,12 @@ public sealed class BrokerCluster : IAsyncDisposable
 {
     private readonly List<SiloProcess> _silos = [];
     private readonly List<FrontendProcess> _frontends = [];
+    private readonly List<BotProcess> _bots = [];
     private readonly IReadOnlyList<string> _frontendSettings;
     private bool _failed;
     private int _siloCount;
     private int _frontendCount;
+    private int _botCount;
 
     private BrokerCluster(string logDirectory, IReadOnlyList<string> frontendSettings)
     {
@@ -53,8 +55,20 @@ public sealed class BrokerCluster : IAsyncDisposable
 
     public NginxProcess? Nginx { get; private set; }
 
+    /// <summary>Application silos of the sample (samples/Bot), in start order.</summary>
+    public IReadOnlyList<BotProcess> Bots
+    {
+        get
+        {
+            lock (_bots)
+            {
+                return [.. _bots];
+            }
+        }
+    }
+
     public IEnumerable<ChildProcess> Processes =>
-        new ChildProcess?[] { Redis, Nginx }.Concat(Silos).Concat(Frontends).OfType<ChildProcess>();
+        new ChildProcess?[] { Redis, Nginx }.Concat(Silos).Concat(Bots).Concat(Frontends).OfType<ChildProcess>();
 
     /// <summary>Whether the silos keep rooms in Redis.</summary>
     public bool Durable { get; private init; }
@@ -104,11 +118,14 @@ public sealed class BrokerCluster : IAsyncDisposable
         return silo;
     }
 
-    /// <summary>Starts one more front-end (fe-1, fe-2 …) and waits until it is connected to a gateway.</summary>
-    public async Task<FrontendProcess> AddFrontendAsync(bool waitHealthy = true)
+    /// <summary>
+    /// Starts one more front-end (fe-1, fe-2 …) and waits until it is connected to a gateway;
+    /// <paramref name="settings"/> come after the cluster's front-end settings.
+    /// </summary>
+    public async Task<FrontendProcess> AddFrontendAsync(bool waitHealthy = true, IEnumerable<string>? settings = null)
     {
         var nodeId = "fe-" + Interlocked.Increment(ref _frontendCount).ToString(CultureInfo.InvariantCulture);
-        var frontend = await FrontendProcess.StartAsync(nodeId, LogDirectory, Redis.Endpoint, waitHealthy: false, _frontendSettings);
+        var frontend = await FrontendProcess.StartAsync(nodeId, LogDirectory, Redis.Endpoint, waitHealthy: false, [.. _frontendSettings, .. settings ?? []]);
         lock (_frontends)
         {
             _frontends.Add(frontend);
@@ -120,6 +137,24 @@ public sealed class BrokerCluster : IAsyncDisposable
         }
 
         return frontend;
+    }
+
+    /// <summary>Starts the sample's application silo (bot1, bot2 …) and waits until it is an active member.</summary>
+    public async Task<BotProcess> AddBotAsync(bool waitReady = true, IEnumerable<string>? settings = null)
+    {
+        var name = "bot" + Interlocked.Increment(ref _botCount).ToString(CultureInfo.InvariantCulture);
+        var bot = await BotProcess.StartAsync(name, LogDirectory, Redis.Endpoint, waitReady: false, settings);
+        lock (_bots)
+        {
+            _bots.Add(bot);
+        }
+
+        if (waitReady)
+        {
+            await bot.WaitReadyAsync();
+        }
+
+        return bot;
     }
 
     /// <summary>Runs a test body; when it fails, the tail of every process's log goes to the test output.</summary>
@@ -157,6 +192,7 @@ public sealed class BrokerCluster : IAsyncDisposable
         }
 
         await Task.WhenAll(Frontends.Select(f => f.DisposeAsync().AsTask()));
+        await Task.WhenAll(Bots.Select(b => b.DisposeAsync().AsTask()));
         await Task.WhenAll(Silos.Select(s => s.DisposeAsync().AsTask()));
         if (Redis is not null)
         {

@@ -17,15 +17,19 @@ public static class BuildOutput
         typeof(BuildOutput).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
             .FirstOrDefault(a => a.Key == "BuildConfiguration")?.Value ?? "Release";
 
-    public static string SiloDll => Dll("Silo", "Broker.Silo.dll");
+    public static string SiloDll => Dll("src/Silo", "Broker.Silo.dll");
 
-    public static string FrontendDll => Dll("WsFrontend", "Broker.WsFrontend.dll");
+    public static string FrontendDll => Dll("src/WsFrontend", "Broker.WsFrontend.dll");
+
+    /// <summary>The sample application silo (samples/Bot).</summary>
+    public static string BotDll => Dll("samples/Bot", "Broker.Samples.Bot.dll");
 
     public static string NginxTemplate => Path.Combine(RepoRoot, "scripts", "nginx.conf.template");
 
-    private static string Dll(string project, string file)
+    /// <summary>A file of the build output of a project, by its folder under the repository root.</summary>
+    private static string Dll(string projectFolder, string file)
     {
-        var path = Path.Combine(RepoRoot, "src", project, "bin", Configuration, "net10.0", file);
+        var path = Path.Combine(RepoRoot, projectFolder, "bin", Configuration, "net10.0", file);
         if (!File.Exists(path))
         {
             throw new FileNotFoundException(
