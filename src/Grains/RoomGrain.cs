@@ -417,11 +417,21 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         this.DeactivateOnIdle();
     }
 
-    /// <summary>A front-end's policy replaces the room's; null (server-side code's publish) keeps it.</summary>
+    /// <summary>
+    /// A front-end's policy replaces the room's; null (server-side code's publish, BrokerServerApi)
+    /// keeps it. While no front-end has called this activation, server publishes run under the
+    /// defaults' byte bound too (the window is unbounded in bytes until then, see
+    /// OnActivateAsync): never below what the window already holds, so nothing loaded is dropped.
+    /// </summary>
     private void ApplyPolicy(RoomPolicy? policy)
     {
         if (policy is null)
         {
+            if (!_policyApplied)
+            {
+                _history.Resize(Math.Max(_policy.HistoryLimit, _history.Count), Math.Max(_policy.EffectiveHistoryBytes, _history.Bytes));
+            }
+
             return;
         }
 
