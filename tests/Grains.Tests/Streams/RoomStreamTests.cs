@@ -193,6 +193,28 @@ public sealed class RoomStreamTests(StreamClusterFixture fixture) : GrainTestBas
     }
 
     [Fact]
+    public async Task Join_ThatActivatesTheRoom_ProducedThoughTheRebuildFoundItButRebuiltMembersAreNot()
+    {
+        var room = NewRoom();
+        var key = GrainKeys.Of(StreamRecordings.Namespace, room);
+        var frontend = NewFrontend("a");
+        await Client.GetGrain<IFrontendRegistryGrain>(IFrontendRegistryGrain.Key).Renew(new FrontendLease(frontend.Id, frontend.Reference, TimeSpan.FromHours(1), KnownFrontends: 0));
+
+        // As a real front-end does, the joining connection is registered before the room is
+        // asked, so the new activation finds it among the members; carol was there all along.
+        frontend.RoomMembers[key] = [new RoomMemberRef("alice-1", "alice"), new RoomMemberRef("carol-1", "carol")];
+        var policy = StreamPolicy();
+        await Room(key).Join(JoinOf("alice-1", "alice", frontend, policy));
+        var last = await Room(key).Publish(PublishOf("alice", "1", policy));
+
+        var heard = StreamRecordings.Implicit(StreamRecordings.Namespace, room);
+        await heard.WaitForSeqAsync(last.Seq);
+        Assert.Equal(
+            new[] { (RoomStreamItemKind.MemberJoined, "alice"), (RoomStreamItemKind.Message, "alice") },
+            heard.Items.Select(i => (i.Kind, i.User)));
+    }
+
+    [Fact]
     public async Task Publish_StreamOff_ProducesNothing()
     {
         var room = NewRoom();
