@@ -3,6 +3,7 @@ using Broker.Grains.Models;
 using Broker.Grains.Streams;
 using Broker.Grains.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 
 namespace Broker.Grains.Tests.Streams;
 
@@ -148,6 +149,7 @@ public sealed class RoomStreamTests(StreamClusterFixture fixture) : GrainTestBas
     [InlineData(false)]
     public async Task Members_JoinAndLeave_ProducedInOrderBetweenMessagesWhateverPresence(bool presence)
     {
+        using var produced = new BrokerCounter("broker.stream.items.produced", "kind");
         var room = NewRoom();
         var key = GrainKeys.Of(StreamRecordings.Namespace, room);
         var grain = Room(key);
@@ -175,6 +177,11 @@ public sealed class RoomStreamTests(StreamClusterFixture fixture) : GrainTestBas
             (RoomStreamItemKind.Message, 3L, "bob"),
         };
         Assert.Equal(expected, heard.Items.Select(i => (i.Kind, i.Seq, i.User)));
+
+        // Counted by kind (other tests' rooms count too: at least these).
+        await produced.WaitForAsync("message", 3);
+        await produced.WaitForAsync("member_joined", 2);
+        await produced.WaitForAsync("member_left", 1);
         Assert.All(heard.Items.Where(i => i.Kind != RoomStreamItemKind.Message), i =>
         {
             Assert.Null(i.Data);
@@ -311,6 +318,21 @@ public sealed class RoomStreamTests(StreamClusterFixture fixture) : GrainTestBas
         await heard.WaitForSeqAsync(fits);
         Assert.Equal(Enumerable.Range(1, fits).Select(i => (long)i), heard.Items.Select(i => i.Seq));
         Assert.All(heard.Items, i => Assert.Equal(DataBytes, i.Data!.Length));
+    }
+
+    [Fact]
+    public async Task Outbox_ProducingKeepsFailing_DropsEveryItemWithOneWarning()
+    {
+        var room = NewRoom();
+        var probe = Client.GetGrain<IStreamOutboxProbeGrain>(GrainKeys.Of(StreamRecordings.Namespace, room));
+
+        // Three separate bursts, the outbox empty in between: still one episode, as nothing got through.
+        Assert.Equal(2, await probe.BurstToMissingProvider(2));
+        Assert.Equal(4, await probe.BurstToMissingProvider(2));
+        Assert.Equal(6, await probe.BurstToMissingProvider(2));
+
+        var logs = StreamOutboxProbeGrain.Logs[room].ToList();
+        Assert.Equal(new[] { (2010, LogLevel.Warning) }, logs.Where(l => l.Level >= LogLevel.Information));
     }
 
     [Fact]
