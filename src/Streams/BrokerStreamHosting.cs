@@ -1,5 +1,9 @@
 using Broker.Grains.Streams;
+using NATS.Client.Core;
 using Orleans.Hosting;
+using Orleans.Streaming.NATS;
+using Orleans.Streaming.NATS.Hosting;
+using Orleans.Streams;
 using StackExchange.Redis;
 
 namespace Broker.Streams;
@@ -19,7 +23,24 @@ public static class BrokerStreamHosting
     public static ISiloBuilder AddBrokerStreams(this ISiloBuilder silo, BrokerStreamOptions options, string? redis = null)
     {
         ArgumentNullException.ThrowIfNull(options);
-        silo.AddMemoryStreams(BrokerStreams.ProviderName, streams => streams.ConfigurePartitioning(options.Queues));
+        if (options.Provider == BrokerStreamOptions.NatsProvider)
+        {
+            silo.AddNatsStreams(BrokerStreams.ProviderName, streams =>
+            {
+                streams.ConfigureNats(o => o.Configure(nats => Configure(nats, options)));
+                streams.ConfigurePartitioning(options.Queues);
+                streams.ConfigureStreamPubSub(PubSubType(options));
+            });
+        }
+        else
+        {
+            silo.AddMemoryStreams(BrokerStreams.ProviderName, streams =>
+            {
+                streams.ConfigurePartitioning(options.Queues);
+                streams.ConfigureStreamPubSub(PubSubType(options));
+            });
+        }
+
         if (string.IsNullOrEmpty(redis))
         {
             silo.AddMemoryGrainStorage(PubSubStore);
@@ -41,10 +62,37 @@ public static class BrokerStreamHosting
     public static IClientBuilder AddBrokerStreams(this IClientBuilder client, BrokerStreamOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        client.AddMemoryStreams(BrokerStreams.ProviderName, streams => streams.ConfigurePartitioning(options.Queues));
+        if (options.Provider == BrokerStreamOptions.NatsProvider)
+        {
+            client.AddNatsStreams(BrokerStreams.ProviderName, streams =>
+            {
+                streams.ConfigureNats(o => o.Configure(nats => Configure(nats, options)));
+                streams.ConfigurePartitioning(options.Queues);
+                streams.ConfigureStreamPubSub(PubSubType(options));
+            });
+        }
+        else
+        {
+            client.AddMemoryStreams(BrokerStreams.ProviderName, streams =>
+            {
+                streams.ConfigurePartitioning(options.Queues);
+                streams.ConfigureStreamPubSub(PubSubType(options));
+            });
+        }
+
         return client;
     }
 
     /// <summary>Orleans' name for the storage of stream subscriptions.</summary>
     public const string PubSubStore = "PubSubStore";
+
+    private static StreamPubSubType PubSubType(BrokerStreamOptions options) =>
+        options.Subscriptions == BrokerStreamOptions.ImplicitSubscriptions ? StreamPubSubType.ImplicitOnly : StreamPubSubType.ExplicitGrainBasedAndImplicit;
+
+    private static void Configure(NatsOptions nats, BrokerStreamOptions options)
+    {
+        nats.StreamName = options.NatsStream;
+        nats.PartitionCount = options.Queues;
+        nats.NatsClientOptions = NatsOpts.Default with { Url = options.Nats ?? NatsOpts.Default.Url };
+    }
 }

@@ -1,0 +1,80 @@
+using Broker.Streams.Tests.Infrastructure;
+using Orleans.TestingHost;
+
+namespace Broker.Streams.Tests;
+
+/// <summary>
+/// What a silo failure does to stream delivery, per provider (docs/streams.md, "When a silo
+/// fails"): two silos, a client producing numbered items to 16 room streams, the recorder grain
+/// of each room recording them; the silo that is not the test cluster's primary (which holds its
+/// membership table) is killed without shutdown, and producing goes on.
+/// </summary>
+public sealed class SiloFailureTests(ITestOutputHelper output)
+{
+    private const int Rooms = 16;
+    private static readonly TimeSpan Interval = TimeSpan.FromMilliseconds(20);
+
+    [Fact]
+    public async Task Memory_SiloKilled_LaterItemsArrive()
+    {
+        var cluster = await StreamCluster.StartAsync(new BrokerStreamOptions(), silos: 2);
+        try
+        {
+            var report = await KillDuringDeliveryAsync(cluster);
+
+            // Memory streams lose what the killed silo held; what is produced after it is gone arrives.
+            Assert.Equal(0, report.Reordered);
+        }
+        finally
+        {
+            await cluster.DisposeAsync();
+        }
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Nats_SiloKilled_NothingLost(bool mapping)
+    {
+        await using var nats = await NatsServer.StartAsync(mapping ? "mappings = { \"broker.broker.*.*\": \"broker.{{partition(8,1,2)}}.broker.{{wildcard(1)}}.{{wildcard(2)}}\" }\n" : null);
+        var cluster = await StreamCluster.StartAsync(new BrokerStreamOptions { Provider = BrokerStreamOptions.NatsProvider, Nats = nats.Url }, silos: 2);
+        try
+        {
+            try
+            {
+                var report = await KillDuringDeliveryAsync(cluster);
+                Assert.Equal(0, report.Lost);
+            }
+            finally
+            {
+                output.WriteLine(await nats.JetStreamStateAsync());
+                output.WriteLine(nats.Tail());
+            }
+        }
+        finally
+        {
+            await cluster.DisposeAsync();
+        }
+    }
+
+    private async Task<DeliveryReport> KillDuringDeliveryAsync(TestCluster cluster)
+    {
+        var run = new DeliveryRun(cluster.Client, Rooms, Interval);
+        var started = DateTime.UtcNow;
+        run.Start();
+        Assert.True(await StreamRecorder.WaitAsync(() => run.EveryRoomHeard(50, started), TimeSpan.FromSeconds(60)), "Every room's subscriber hears items before the kill.");
+
+        var killedAt = DateTime.UtcNow;
+        await cluster.KillSiloAsync(cluster.SecondarySilos[0]);
+        output.WriteLine($"killed a silo at +{(killedAt - started).TotalSeconds:F1} s");
+
+        var resumed = await StreamRecorder.WaitAsync(() => run.EveryRoomHeard(100, killedAt), TimeSpan.FromSeconds(90));
+        await run.StopAsync();
+        var drained = await StreamRecorder.WaitAsync(run.EveryRoomHeardItsLast, TimeSpan.FromSeconds(60));
+        var report = run.Report(killedAt);
+        output.WriteLine(report.ToString());
+        Assert.True(resumed, $"Every room's subscriber hears 100 items produced after the kill. {report}");
+        Assert.True(drained, $"Every room's subscriber hears the last item produced. {report}");
+        return report;
+    }
+}
