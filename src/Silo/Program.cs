@@ -100,7 +100,7 @@ SiloLog.Starting(
     options.DashboardPort is { } shown ? $"http://{options.Advertise}:{shown}/" : "off");
 SiloLog.Streams(
     app.Logger,
-    options.Streams.Provider == BrokerStreamOptions.NatsProvider ? $"NATS {options.Streams.Nats} (JetStream stream {options.Streams.NatsStream})" : options.Streams.Provider,
+    options.Streams.Provider,
     options.Streams.Queues,
     options.Streams.Subscriptions);
 await app.RunAsync();

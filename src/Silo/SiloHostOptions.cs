@@ -23,7 +23,6 @@ public sealed class SiloHostOptions
         ["--store-redis"] = "Silo:StoreRedis",
         ["--dashboard-port"] = "Silo:DashboardPort",
         ["--streams"] = "Silo:Streams:Provider",
-        ["--nats"] = "Silo:Streams:Nats",
     };
 
     /// <summary>Redis for cluster membership ("HOST:PORT" or a connection string); unset: a one-silo localhost cluster.</summary>

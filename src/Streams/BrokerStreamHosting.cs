@@ -1,8 +1,5 @@
 using Broker.Grains.Streams;
-using NATS.Client.Core;
 using Orleans.Hosting;
-using Orleans.Streaming.NATS;
-using Orleans.Streaming.NATS.Hosting;
 using Orleans.Streams;
 using StackExchange.Redis;
 
@@ -23,23 +20,11 @@ public static class BrokerStreamHosting
     public static ISiloBuilder AddBrokerStreams(this ISiloBuilder silo, BrokerStreamOptions options, string? redis = null)
     {
         ArgumentNullException.ThrowIfNull(options);
-        if (options.Provider == BrokerStreamOptions.NatsProvider)
+        silo.AddMemoryStreams(BrokerStreams.ProviderName, streams =>
         {
-            silo.AddNatsStreams(BrokerStreams.ProviderName, streams =>
-            {
-                streams.ConfigureNats(o => o.Configure(nats => Configure(nats, options)));
-                streams.ConfigurePartitioning(options.Queues);
-                streams.ConfigureStreamPubSub(PubSubType(options));
-            });
-        }
-        else
-        {
-            silo.AddMemoryStreams(BrokerStreams.ProviderName, streams =>
-            {
-                streams.ConfigurePartitioning(options.Queues);
-                streams.ConfigureStreamPubSub(PubSubType(options));
-            });
-        }
+            streams.ConfigurePartitioning(options.Queues);
+            streams.ConfigureStreamPubSub(PubSubType(options));
+        });
 
         if (string.IsNullOrEmpty(redis))
         {
@@ -62,23 +47,11 @@ public static class BrokerStreamHosting
     public static IClientBuilder AddBrokerStreams(this IClientBuilder client, BrokerStreamOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        if (options.Provider == BrokerStreamOptions.NatsProvider)
+        client.AddMemoryStreams(BrokerStreams.ProviderName, streams =>
         {
-            client.AddNatsStreams(BrokerStreams.ProviderName, streams =>
-            {
-                streams.ConfigureNats(o => o.Configure(nats => Configure(nats, options)));
-                streams.ConfigurePartitioning(options.Queues);
-                streams.ConfigureStreamPubSub(PubSubType(options));
-            });
-        }
-        else
-        {
-            client.AddMemoryStreams(BrokerStreams.ProviderName, streams =>
-            {
-                streams.ConfigurePartitioning(options.Queues);
-                streams.ConfigureStreamPubSub(PubSubType(options));
-            });
-        }
+            streams.ConfigurePartitioning(options.Queues);
+            streams.ConfigureStreamPubSub(PubSubType(options));
+        });
 
         return client;
     }
@@ -86,13 +59,11 @@ public static class BrokerStreamHosting
     /// <summary>Orleans' name for the storage of stream subscriptions.</summary>
     public const string PubSubStore = "PubSubStore";
 
+    /// <summary>
+    /// Silo:Streams:Subscriptions. "any" (Orleans' default): the first item of every new stream
+    /// registers its pulling agent with the stream's pub-sub grain, a write to PubSubStore.
+    /// "implicit": only [ImplicitStreamSubscription] grains hear streams, and neither happens.
+    /// </summary>
     private static StreamPubSubType PubSubType(BrokerStreamOptions options) =>
         options.Subscriptions == BrokerStreamOptions.ImplicitSubscriptions ? StreamPubSubType.ImplicitOnly : StreamPubSubType.ExplicitGrainBasedAndImplicit;
-
-    private static void Configure(NatsOptions nats, BrokerStreamOptions options)
-    {
-        nats.StreamName = options.NatsStream;
-        nats.PartitionCount = options.Queues;
-        nats.NatsClientOptions = NatsOpts.Default with { Url = options.Nats ?? NatsOpts.Default.Url };
-    }
 }

@@ -25,8 +25,6 @@ public static class StreamCluster
             [$"{Section}:Provider"] = options.Provider,
             [$"{Section}:Queues"] = options.Queues.ToString(CultureInfo.InvariantCulture),
             [$"{Section}:Subscriptions"] = options.Subscriptions,
-            [$"{Section}:Nats"] = options.Nats,
-            [$"{Section}:NatsStream"] = options.NatsStream,
         }));
         builder.AddSiloBuilderConfigurator<SiloConfigurator>();
         builder.AddClientBuilderConfigurator<ClientConfigurator>();
@@ -40,8 +38,6 @@ public static class StreamCluster
         Provider = configuration[$"{Section}:Provider"]!,
         Queues = int.Parse(configuration[$"{Section}:Queues"]!, CultureInfo.InvariantCulture),
         Subscriptions = configuration[$"{Section}:Subscriptions"]!,
-        Nats = configuration[$"{Section}:Nats"],
-        NatsStream = configuration[$"{Section}:NatsStream"]!,
     };
 
     public sealed class SiloConfigurator : ISiloConfigurator
