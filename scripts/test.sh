@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole test suite from a clean clone and prints one closing line: "N passed, M failed".
 # Installs what the tests need and the machine lacks (Debian packages: redis-server and nginx
-# for the multi-process cluster tests, nats-server for tests/Streams.Tests' NATS measurement, Node.js and npm for tests/clients, chromium for the chat
-# page's browser test: Debian's own build, driven by playwright-core; ~80 s to install here).
+# for the multi-process cluster tests, Node.js and npm for tests/clients, chromium for the chat
+# page's browser test: Debian's own build, driven by playwright-core; ~80 s to install here;
+# nats-server for tests/Streams.Tests' NATS measurement).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
