@@ -20,10 +20,11 @@ public sealed class SiloFailureTests(ITestOutputHelper output)
         var cluster = await StreamCluster.StartAsync(new BrokerStreamOptions(), silos: 2);
         try
         {
-            var report = await KillDuringDeliveryAsync(cluster);
+            var report = await KillDuringDeliveryAsync(cluster.Client, () => cluster.KillSiloAsync(cluster.SecondarySilos[0]), output);
 
             // Memory streams lose what the killed silo held; what is produced after it is gone arrives.
             Assert.Equal(0, report.Reordered);
+            Assert.Equal(0, report.Duplicates);
         }
         finally
         {
@@ -31,15 +32,16 @@ public sealed class SiloFailureTests(ITestOutputHelper output)
         }
     }
 
-    private async Task<DeliveryReport> KillDuringDeliveryAsync(TestCluster cluster)
+    internal static async Task<DeliveryReport> KillDuringDeliveryAsync(IClusterClient client, Func<Task> kill, ITestOutputHelper output, bool subscribeExplicitly = false)
     {
-        var run = new DeliveryRun(cluster.Client, Rooms, Interval);
+        var run = new DeliveryRun(client, Rooms, Interval, subscribeExplicitly);
+        await run.SubscribeAsync();
         var started = DateTime.UtcNow;
         run.Start();
         Assert.True(await StreamRecorder.WaitAsync(() => run.EveryRoomHeard(50, started), TimeSpan.FromSeconds(60)), "Every room's subscriber hears items before the kill.");
 
         var killedAt = DateTime.UtcNow;
-        await cluster.KillSiloAsync(cluster.SecondarySilos[0]);
+        await kill();
         output.WriteLine($"killed a silo at +{(killedAt - started).TotalSeconds:F1} s");
 
         var resumed = await StreamRecorder.WaitAsync(() => run.EveryRoomHeard(100, killedAt), TimeSpan.FromSeconds(90));

@@ -8,7 +8,7 @@ namespace Broker.Streams.Tests.Infrastructure;
 /// Numbered items produced to several room streams by a client, one after another per room
 /// (each awaited, as a room produces), and what the recorder grains heard of them.
 /// </summary>
-public sealed class DeliveryRun(IClusterClient client, int rooms, TimeSpan interval)
+public sealed class DeliveryRun(IClusterClient client, int rooms, TimeSpan interval, bool subscribeExplicitly = false)
 {
     private readonly CancellationTokenSource _stop = new();
     private readonly List<Task> _loops = [];
@@ -16,6 +16,28 @@ public sealed class DeliveryRun(IClusterClient client, int rooms, TimeSpan inter
     public IReadOnlyList<string> Rooms { get; } = [.. Enumerable.Range(0, rooms).Select(i => $"r{i}-{Guid.NewGuid():N}")];
 
     public Dictionary<string, List<Produced>> Produced { get; } = [];
+
+    /// <summary>
+    /// With <c>subscribeExplicitly</c>, the client subscribes to each room's stream itself (for
+    /// silos that do not host the recorder grain: processes of src/Silo).
+    /// </summary>
+    public async Task SubscribeAsync()
+    {
+        if (!subscribeExplicitly)
+        {
+            return;
+        }
+
+        var provider = client.GetStreamProvider(BrokerStreams.ProviderName);
+        foreach (var room in Rooms)
+        {
+            await provider.GetStream<RoomStreamItem>(BrokerStreams.RoomStream(StreamRecorder.Namespace, room)).SubscribeAsync((item, _) =>
+            {
+                StreamRecorder.Record(item, "client");
+                return Task.CompletedTask;
+            });
+        }
+    }
 
     public void Start()
     {
