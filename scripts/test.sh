@@ -2,7 +2,8 @@
 # Runs the whole test suite from a clean clone and prints one closing line: "N passed, M failed".
 # Installs what the tests need and the machine lacks (Debian packages: redis-server and nginx
 # for the multi-process cluster tests, Node.js and npm for tests/clients, chromium for the chat
-# page's browser test: Debian's own build, driven by playwright-core; ~80 s to install here).
+# page's browser test: Debian's own build, driven by playwright-core; ~80 s to install here;
+# nats-server for tests/Streams.Tests' NATS measurement).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,7 @@ apt_install() { # package…
 }
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v nats-server >/dev/null 2>&1 || [[ -x /usr/sbin/nats-server ]] || missing+=(nats-server)
 command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || missing+=(nginx)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 [[ -x /usr/bin/chromium ]] || missing+=(chromium)

@@ -98,5 +98,10 @@ SiloLog.Starting(
     options.GatewayPort,
     options.HealthPort,
     options.DashboardPort is { } shown ? $"http://{options.Advertise}:{shown}/" : "off");
+SiloLog.Streams(
+    app.Logger,
+    options.Streams.Provider,
+    options.Streams.Queues,
+    options.Streams.Subscriptions);
 await app.RunAsync();
 return 0;

@@ -1,5 +1,6 @@
 using Broker.Grains.Streams;
 using Orleans.Hosting;
+using Orleans.Streams;
 using StackExchange.Redis;
 
 namespace Broker.Streams;
@@ -19,7 +20,12 @@ public static class BrokerStreamHosting
     public static ISiloBuilder AddBrokerStreams(this ISiloBuilder silo, BrokerStreamOptions options, string? redis = null)
     {
         ArgumentNullException.ThrowIfNull(options);
-        silo.AddMemoryStreams(BrokerStreams.ProviderName, streams => streams.ConfigurePartitioning(options.Queues));
+        silo.AddMemoryStreams(BrokerStreams.ProviderName, streams =>
+        {
+            streams.ConfigurePartitioning(options.Queues);
+            streams.ConfigureStreamPubSub(PubSubType(options));
+        });
+
         if (string.IsNullOrEmpty(redis))
         {
             silo.AddMemoryGrainStorage(PubSubStore);
@@ -41,10 +47,23 @@ public static class BrokerStreamHosting
     public static IClientBuilder AddBrokerStreams(this IClientBuilder client, BrokerStreamOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        client.AddMemoryStreams(BrokerStreams.ProviderName, streams => streams.ConfigurePartitioning(options.Queues));
+        client.AddMemoryStreams(BrokerStreams.ProviderName, streams =>
+        {
+            streams.ConfigurePartitioning(options.Queues);
+            streams.ConfigureStreamPubSub(PubSubType(options));
+        });
+
         return client;
     }
 
     /// <summary>Orleans' name for the storage of stream subscriptions.</summary>
     public const string PubSubStore = "PubSubStore";
+
+    /// <summary>
+    /// Silo:Streams:Subscriptions. "any" (Orleans' default): the first item of every new stream
+    /// registers its pulling agent with the stream's pub-sub grain, a write to PubSubStore.
+    /// "implicit": only [ImplicitStreamSubscription] grains hear streams, and neither happens.
+    /// </summary>
+    private static StreamPubSubType PubSubType(BrokerStreamOptions options) =>
+        options.Subscriptions == BrokerStreamOptions.ImplicitSubscriptions ? StreamPubSubType.ImplicitOnly : StreamPubSubType.ExplicitGrainBasedAndImplicit;
 }
