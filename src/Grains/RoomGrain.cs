@@ -2,6 +2,7 @@ using System.Collections.Immutable;
 using Broker.Grains.Diagnostics;
 using Broker.Grains.Models;
 using Broker.Grains.Storage;
+using Broker.Grains.Streams;
 using Microsoft.Extensions.Logging;
 
 namespace Broker.Grains;
@@ -19,8 +20,12 @@ namespace Broker.Grains;
 /// (with the memory store its epoch and history go with it, except that a room that never had a
 /// message resumes its epoch on the same silo: <see cref="EpochTombstones"/>; the Redis store
 /// keeps them).
+/// With the namespace's Stream option on, every committed message and every announced member
+/// join and leave also goes, in that same order, to the room's Orleans stream through a
+/// <see cref="RoomStreamOutbox"/> (docs/streams.md); nothing waits for it.
 /// Invariants: seq grows by one per accepted publish; Version grows by one per event of this
-/// activation; each front-end's queue receives events in Version order.
+/// activation; each front-end's queue receives events in Version order; the stream outbox
+/// receives committed messages in seq order, member events where they happened between them.
 /// </summary>
 [CollectionAgeLimit(Minutes = IdleMinutes)]
 public sealed partial class RoomGrain : Grain, IRoomGrain
@@ -62,6 +67,12 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
     private bool _policyApplied;
     private IGrainTimer? _emptyTimer;
     private bool _refused;
+
+    /// <summary>Created at the first item, when the policy has Stream on; null while it never had.</summary>
+    private RoomStreamOutbox? _streamOutbox;
+
+    /// <summary>OnDeactivateAsync has begun: an outbox that empties then must not start the empty-room timer.</summary>
+    private bool _deactivating;
 
     /// <summary>Counted in broker.rooms.active (a refused or failed activation is not).</summary>
     private bool _counted;
@@ -124,8 +135,23 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
     /// numbered a message resume its epoch in its next activation, so that clients coming back
     /// with since=0 recover (a room holding nothing is let go at once, see <see cref="LetGoIfEmpty"/>).
     /// </summary>
-    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
+        _deactivating = true;
+        if (_streamOutbox is { IsEmpty: false } outbox)
+        {
+            // Deactivated with items still to produce (the silo shuts down, memory is short, a
+            // commit failed): they are committed, so they go first, as long as deactivation allows.
+            try
+            {
+                await outbox.WhenEmptyAsync().WaitAsync(cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                outbox.Abandon();
+            }
+        }
+
         if (_counted)
         {
             _counted = false;
@@ -136,8 +162,6 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         {
             _store.Unload(this.GetPrimaryKeyString(), _epoch, Math.Max(_seq, _committedSeq));
         }
-
-        return Task.CompletedTask;
     }
 
     public Task<JoinResult> Join(JoinRequest request)
@@ -384,6 +408,11 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
             _history.Add(stored.Message);
             _committedSeq = stored.Message.Seq;
             _frontends.Broadcast(new RoomEvent(++_version, RoomEventKind.Message, stored.Message.From, stored.Message, TraceParent: _traces.Take(stored.Message.Seq)));
+            if (_policy.Stream)
+            {
+                var message = stored.Message;
+                StreamOutbox().Enqueue(new RoomStreamItem(RoomStreamItemKind.Message, _namespace, _room, _epoch, message.Seq, message.From, message.Timestamp, message.Payload, stored.MsgId));
+            }
         }
 
         if (_waiting.Count > 0)
@@ -451,9 +480,17 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         _members[connectionId] = new Member(user, frontendId);
         _connectionsPerUser.TryGetValue(user, out var count);
         _connectionsPerUser[user] = count + 1;
-        if (count == 0 && _policy.Presence && announce)
+        if (count == 0 && announce)
         {
-            _frontends.Broadcast(new RoomEvent(++_version, RoomEventKind.MemberJoined, user, null));
+            if (_policy.Presence)
+            {
+                _frontends.Broadcast(new RoomEvent(++_version, RoomEventKind.MemberJoined, user, null));
+            }
+
+            if (_policy.Stream)
+            {
+                StreamMemberEvent(RoomStreamItemKind.MemberJoined, user);
+            }
         }
     }
 
@@ -481,13 +518,43 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
             FrontendMembership.Unwatch(GrainFactory, member.FrontendId, SelfReference<IFrontendWatcher>.Of(this, GrainFactory));
         }
 
-        if (remaining == 0 && _policy.Presence)
+        if (remaining == 0)
         {
-            _frontends.Broadcast(new RoomEvent(++_version, RoomEventKind.MemberLeft, member.User, null));
+            if (_policy.Presence)
+            {
+                _frontends.Broadcast(new RoomEvent(++_version, RoomEventKind.MemberLeft, member.User, null));
+            }
+
+            if (_policy.Stream)
+            {
+                StreamMemberEvent(RoomStreamItemKind.MemberLeft, member.User);
+            }
         }
 
         return true;
     }
+
+    /// <summary>
+    /// A member event for the stream, whether or not Presence is on: Presence is what clients
+    /// may see of each other, the stream is the application's own view of its rooms. Seq is the
+    /// latest committed message's: the event came after it and before the next.
+    /// </summary>
+    private void StreamMemberEvent(RoomStreamItemKind kind, string user) =>
+        StreamOutbox().Enqueue(new RoomStreamItem(kind, _namespace, _room, _epoch, _committedSeq, user, _time.GetUtcNow().ToUnixTimeMilliseconds()));
+
+    private RoomStreamOutbox StreamOutbox() =>
+        _streamOutbox ??= new RoomStreamOutbox(
+            () => this.GetStreamProvider(BrokerStreams.ProviderName).GetStream<RoomStreamItem>(BrokerStreams.RoomStream(_namespace, _room)),
+            _logger,
+            _namespace,
+            _room,
+            () =>
+            {
+                if (!_deactivating)
+                {
+                    LetGoIfEmpty();
+                }
+            });
 
     /// <summary>A front-end is gone: its members leave (the others see member_left).</summary>
     private void DropFrontend(string frontendId)
@@ -526,9 +593,10 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
     /// activation; the Redis store keeps it). A room with members, or with a commit or a
     /// delivery in flight, stays.
     /// </summary>
-    /// <summary>No member, no front-end to deliver to, nothing being committed or waiting for a commit.</summary>
+    /// <summary>No member, no front-end to deliver to, nothing being committed or waiting for a commit, nothing left to produce to the stream.</summary>
     private bool IsIdleAndEmpty =>
-        _members.Count == 0 && _frontends.Count == 0 && !_committing && _uncommitted.Count == 0 && _waiting.Count == 0;
+        _members.Count == 0 && _frontends.Count == 0 && !_committing && _uncommitted.Count == 0 && _waiting.Count == 0
+        && (_streamOutbox is null || _streamOutbox.IsEmpty);
 
     private void LetGoIfEmpty()
     {

@@ -17,12 +17,18 @@ namespace Broker.Grains.Models;
 /// How long a room with no members that still holds history (or remembered msgIds) is kept after
 /// its last call before it is deactivated; null: <see cref="DefaultEmptyRoomTimeout"/>.
 /// </param>
+/// <param name="Stream">
+/// Every committed message, and every member join and leave, is also produced to the room's
+/// Orleans stream (docs/streams.md, <see cref="Streams.BrokerStreams.RoomStream"/>). Off by
+/// default; an older front-end's policy arrives without it (off).
+/// </param>
 [GenerateSerializer, Immutable, Alias("Broker.RoomPolicy")]
 public sealed record RoomPolicy(
     [property: Id(0)] int HistoryLimit,
     [property: Id(1)] bool Presence,
     [property: Id(2)] long HistoryBytes = RoomPolicy.DefaultHistoryBytes,
-    [property: Id(3)] TimeSpan? EmptyRoomTimeout = null)
+    [property: Id(3)] TimeSpan? EmptyRoomTimeout = null,
+    [property: Id(4)] bool Stream = false)
 {
     /// <summary>
     /// 1 MiB: a hundred 10 KB messages, far above what chat-sized messages (under 1 KB) ever

@@ -356,6 +356,13 @@ public sealed class NamespaceOptions
     /// <summary>Presence queries and member_joined/member_left events.</summary>
     public bool Presence { get; set; } = true;
 
+    /// <summary>
+    /// Rooms also produce every committed message and every member join and leave to their
+    /// Orleans stream "broker.{namespace}"/room of the provider "broker", for the application's
+    /// own grains (docs/streams.md). Off: the rooms produce nothing and pay one bool check.
+    /// </summary>
+    public bool Stream { get; set; }
+
     /// <summary>Clients may publish; when false only the server's HTTP API may (clients get forbidden).</summary>
     public bool ClientPublish { get; set; } = true;
 
@@ -410,7 +417,7 @@ public sealed class NamespaceOptions
     /// <summary>The validated <see cref="ProxyUrl"/> (null unless it is an absolute http or https URL).</summary>
     internal Uri? ProxyUri => Uri.TryCreate(ProxyUrl, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps) ? uri : null;
 
-    internal RoomPolicy ToRoomPolicy() => new(History, Presence, HistoryBytes, EmptyRoomTimeout);
+    internal RoomPolicy ToRoomPolicy() => new(History, Presence, HistoryBytes, EmptyRoomTimeout, Stream);
 }
 
 public sealed class EmbeddedSiloOptions
