@@ -71,6 +71,12 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
     /// <summary>Created at the first item, when the policy has Stream on; null while it never had.</summary>
     private RoomStreamOutbox? _streamOutbox;
 
+    /// <summary>
+    /// Connections this activation found on the front-ends when it started, not yet confirmed by
+    /// a Join; null when there were none.
+    /// </summary>
+    private HashSet<string>? _rebuilt;
+
     /// <summary>OnDeactivateAsync has begun: an outbox that empties then must not start the empty-room timer.</summary>
     private bool _deactivating;
 
@@ -123,6 +129,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
                 {
                     // Rebuilt members were members all along: nobody is told they joined.
                     AddMember(member.ConnectionId, member.User, frontend.FrontendId, frontend.Frontend, announce: false);
+                    (_rebuilt ??= new(StringComparer.Ordinal)).Add(member.ConnectionId);
                 }
             },
             cancellationToken);
@@ -182,6 +189,14 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         }
 
         _left.Forget(request.ConnectionId);
+        if (_rebuilt is not null && _rebuilt.Remove(request.ConnectionId) && _members.ContainsKey(request.ConnectionId)
+            && _connectionsPerUser.GetValueOrDefault(request.User) == 1)
+        {
+            // A front-end registers a joining connection before it calls Join, so the join that
+            // activated this room was found by the rebuild: it is the user's arrival all the same.
+            AnnounceJoined(request.User);
+        }
+
         AddMember(request.ConnectionId, request.User, request.FrontendId, request.Frontend);
         return Task.FromResult(new JoinResult(_committedSeq, _epoch, _version, recovered, missed, _activation));
     }
@@ -482,15 +497,20 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         _connectionsPerUser[user] = count + 1;
         if (count == 0 && announce)
         {
-            if (_policy.Presence)
-            {
-                _frontends.Broadcast(new RoomEvent(++_version, RoomEventKind.MemberJoined, user, null));
-            }
+            AnnounceJoined(user);
+        }
+    }
 
-            if (_policy.Stream)
-            {
-                StreamMemberEvent(RoomStreamItemKind.MemberJoined, user);
-            }
+    private void AnnounceJoined(string user)
+    {
+        if (_policy.Presence)
+        {
+            _frontends.Broadcast(new RoomEvent(++_version, RoomEventKind.MemberJoined, user, null));
+        }
+
+        if (_policy.Stream)
+        {
+            StreamMemberEvent(RoomStreamItemKind.MemberJoined, user);
         }
     }
 
@@ -500,6 +520,8 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         {
             return false;
         }
+
+        _rebuilt?.Remove(connectionId);
 
         var remaining = _connectionsPerUser[member.User] - 1;
         if (remaining == 0)

@@ -15,7 +15,7 @@ namespace Broker.Grains;
 /// <see cref="MaxSiloBytes"/> in all the silo's rooms together); beyond
 /// that, and when producing a batch still fails after <see cref="ProduceAttempts"/> attempts,
 /// items are dropped and counted (broker.stream.items.dropped), with one Warning per episode (from
-/// the first drop until the outbox is empty again). Subscribers see the gap in the seqs and can
+/// the first drop until the outbox is empty again after producing its last batch). Subscribers see the gap in the seqs and can
 /// read the room's history. An item larger than <see cref="MaxItemBytes"/> is dropped as well:
 /// the memory provider's cache takes no stream message over 1 MiB, and one that is refused there
 /// loses the other rooms' items read with it.
@@ -171,6 +171,7 @@ internal sealed partial class RoomStreamOutbox
     {
         // Let the current turn finish first, so that everything it enqueues leaves in one call.
         await Task.Yield();
+        var lastFailed = false;
         try
         {
             while (_pending.Count > 0 && !_abandoned)
@@ -188,6 +189,7 @@ internal sealed partial class RoomStreamOutbox
                 _pendingBytes -= bytes;
                 Interlocked.Add(ref s_siloBytes, -bytes);
                 SiloMetrics.StreamOutboxChanged(-batch.Count);
+                lastFailed = error is not null;
                 if (error is null)
                 {
                     CountProduced(batch);
@@ -203,7 +205,9 @@ internal sealed partial class RoomStreamOutbox
             _draining = false;
         }
 
-        if (_droppedInEpisode > 0)
+        // The episode ends once the stream took the last batch and nothing waits; while producing
+        // keeps failing (a provider that is down or missing) it goes on, however often the outbox empties.
+        if (_droppedInEpisode > 0 && !lastFailed)
         {
             LogCaughtUp(_logger, _namespace, _room, _droppedInEpisode);
             _droppedInEpisode = 0;

@@ -1,4 +1,5 @@
 using Broker.Grains.Hosting;
+using Broker.Streams;
 using Microsoft.Extensions.Configuration;
 using Orleans.TestingHost;
 
@@ -45,7 +46,8 @@ public sealed class DurableClusterFixture : IAsyncLifetime
     public sealed class DurableSiloConfigurator : ISiloConfigurator
     {
         public void Configure(ISiloBuilder siloBuilder) =>
-            siloBuilder.AddBrokerGrains().UseBrokerRedisRoomStore(siloBuilder.Configuration[RedisKey]!, "tests");
+            siloBuilder.AddBrokerGrains().UseBrokerRedisRoomStore(siloBuilder.Configuration[RedisKey]!, "tests")
+                .AddBrokerStreams(new BrokerStreamOptions());
     }
 }
 

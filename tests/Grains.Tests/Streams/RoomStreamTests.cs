@@ -3,6 +3,7 @@ using Broker.Grains.Models;
 using Broker.Grains.Streams;
 using Broker.Grains.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 
 namespace Broker.Grains.Tests.Streams;
 
@@ -193,6 +194,28 @@ public sealed class RoomStreamTests(StreamClusterFixture fixture) : GrainTestBas
     }
 
     [Fact]
+    public async Task Join_ThatActivatesTheRoom_ProducedThoughTheRebuildFoundItButRebuiltMembersAreNot()
+    {
+        var room = NewRoom();
+        var key = GrainKeys.Of(StreamRecordings.Namespace, room);
+        var frontend = NewFrontend("a");
+        await Client.GetGrain<IFrontendRegistryGrain>(IFrontendRegistryGrain.Key).Renew(new FrontendLease(frontend.Id, frontend.Reference, TimeSpan.FromHours(1), KnownFrontends: 0));
+
+        // As a real front-end does, the joining connection is registered before the room is
+        // asked, so the new activation finds it among the members; carol was there all along.
+        frontend.RoomMembers[key] = [new RoomMemberRef("alice-1", "alice"), new RoomMemberRef("carol-1", "carol")];
+        var policy = StreamPolicy();
+        await Room(key).Join(JoinOf("alice-1", "alice", frontend, policy));
+        var last = await Room(key).Publish(PublishOf("alice", "1", policy));
+
+        var heard = StreamRecordings.Implicit(StreamRecordings.Namespace, room);
+        await heard.WaitForSeqAsync(last.Seq);
+        Assert.Equal(
+            new[] { (RoomStreamItemKind.MemberJoined, "alice"), (RoomStreamItemKind.Message, "alice") },
+            heard.Items.Select(i => (i.Kind, i.User)));
+    }
+
+    [Fact]
     public async Task Publish_StreamOff_ProducesNothing()
     {
         var room = NewRoom();
@@ -289,6 +312,21 @@ public sealed class RoomStreamTests(StreamClusterFixture fixture) : GrainTestBas
         await heard.WaitForSeqAsync(fits);
         Assert.Equal(Enumerable.Range(1, fits).Select(i => (long)i), heard.Items.Select(i => i.Seq));
         Assert.All(heard.Items, i => Assert.Equal(DataBytes, i.Data!.Length));
+    }
+
+    [Fact]
+    public async Task Outbox_ProducingKeepsFailing_DropsEveryItemWithOneWarning()
+    {
+        var room = NewRoom();
+        var probe = Client.GetGrain<IStreamOutboxProbeGrain>(GrainKeys.Of(StreamRecordings.Namespace, room));
+
+        // Three separate bursts, the outbox empty in between: still one episode, as nothing got through.
+        Assert.Equal(2, await probe.BurstToMissingProvider(2));
+        Assert.Equal(4, await probe.BurstToMissingProvider(2));
+        Assert.Equal(6, await probe.BurstToMissingProvider(2));
+
+        var logs = StreamOutboxProbeGrain.Logs[room].ToList();
+        Assert.Equal(new[] { (2010, LogLevel.Warning) }, logs.Where(l => l.Level >= LogLevel.Information));
     }
 
     [Fact]

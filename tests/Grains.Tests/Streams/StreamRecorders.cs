@@ -207,12 +207,41 @@ public interface IStreamOutboxProbeGrain : IGrainWithStringKey
     /// and answers how many it dropped.
     /// </summary>
     Task<long> Burst(int count, int dataBytes);
+
+    /// <summary>
+    /// Enqueues <paramref name="count"/> items into an outbox whose stream provider does not
+    /// exist, waits until it is empty again, and answers how many it has dropped in all; its
+    /// log goes to <see cref="StreamOutboxProbeGrain.Logs"/>.
+    /// </summary>
+    Task<long> BurstToMissingProvider(int count);
 }
 
 /// <summary>A room's stream outbox on its own, producing to the room's real stream, for its bounds.</summary>
 public sealed class StreamOutboxProbeGrain(ILogger<StreamOutboxProbeGrain> logger) : Grain, IStreamOutboxProbeGrain
 {
     private RoomStreamOutbox? _outbox;
+    private RoomStreamOutbox? _failing;
+
+    /// <summary>What the outboxes of <see cref="BurstToMissingProvider"/> logged, by room: event id and level.</summary>
+    public static ConcurrentDictionary<string, ConcurrentQueue<(int EventId, LogLevel Level)>> Logs { get; } = new(StringComparer.Ordinal);
+
+    public async Task<long> BurstToMissingProvider(int count)
+    {
+        var (ns, room) = GrainKeys.Split(this.GetPrimaryKeyString());
+        _failing ??= new RoomStreamOutbox(
+            () => this.GetStreamProvider("no-such-provider").GetStream<RoomStreamItem>(BrokerStreams.RoomStream(ns, room)),
+            new ListLogger(Logs.GetOrAdd(room, _ => new())),
+            ns,
+            room,
+            () => { });
+        for (var seq = 1; seq <= count; seq++)
+        {
+            _failing.Enqueue(Item(ns, room, seq, [(byte)'1']));
+        }
+
+        await _failing.WhenEmptyAsync();
+        return _failing.Dropped;
+    }
 
     public Task<long> Burst(int count, int dataBytes)
     {
@@ -234,4 +263,16 @@ public sealed class StreamOutboxProbeGrain(ILogger<StreamOutboxProbeGrain> logge
 
     public static RoomStreamItem Item(string ns, string room, long seq, byte[] data) =>
         new(RoomStreamItemKind.Message, ns, room, "probe", seq, "probe", 0, data);
+}
+
+/// <summary>A log that keeps each entry's event id and level.</summary>
+public sealed class ListLogger(ConcurrentQueue<(int EventId, LogLevel Level)> entries) : ILogger
+{
+    public IDisposable? BeginScope<TState>(TState state)
+        where TState : notnull => null;
+
+    public bool IsEnabled(LogLevel logLevel) => true;
+
+    public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+        entries.Enqueue((eventId.Id, logLevel));
 }
