@@ -207,7 +207,7 @@ public static partial class BrokerHostingExtensions
         public Task StartAsync(CancellationToken cancellationToken)
         {
             var o = options.Value;
-            var namespaces = string.Join(", ", o.Namespaces.Where(n => n.Value.Enabled).Select(n => n.Key == "default" ? "/ (default)" : "/" + n.Key));
+            var namespaces = string.Join(", ", o.Namespaces.Where(n => n.Value.Enabled).Select(n => (n.Key == "default" ? "/ (default)" : "/" + n.Key) + (n.Value.Stream ? " (stream)" : string.Empty)));
             if (string.IsNullOrEmpty(o.Cluster.Redis))
             {
                 LogStartedEmbedded(logger, node.Id, o.Embedded.SiloPort, namespaces);

@@ -149,6 +149,7 @@ public sealed class RoomStreamTests(StreamClusterFixture fixture) : GrainTestBas
     [InlineData(false)]
     public async Task Members_JoinAndLeave_ProducedInOrderBetweenMessagesWhateverPresence(bool presence)
     {
+        using var produced = new BrokerCounter("broker.stream.items.produced", "kind");
         var room = NewRoom();
         var key = GrainKeys.Of(StreamRecordings.Namespace, room);
         var grain = Room(key);
@@ -176,6 +177,11 @@ public sealed class RoomStreamTests(StreamClusterFixture fixture) : GrainTestBas
             (RoomStreamItemKind.Message, 3L, "bob"),
         };
         Assert.Equal(expected, heard.Items.Select(i => (i.Kind, i.Seq, i.User)));
+
+        // Counted by kind (other tests' rooms count too: at least these).
+        await produced.WaitForAsync("message", 3);
+        await produced.WaitForAsync("member_joined", 2);
+        await produced.WaitForAsync("member_left", 1);
         Assert.All(heard.Items.Where(i => i.Kind != RoomStreamItemKind.Message), i =>
         {
             Assert.Null(i.Data);
