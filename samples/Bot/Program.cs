@@ -1,6 +1,7 @@
 using System.Net;
 using Broker.Samples.Bot;
 using Broker.Streams;
+using Microsoft.Extensions.Logging.Console;
 using Orleans.Configuration;
 using Orleans.Runtime;
 using StackExchange.Redis;
@@ -13,6 +14,7 @@ builder.Configuration.AddCommandLine(args, BotOptions.Switches);
 builder.Logging.AddFilter("Orleans", LogLevel.Warning);
 builder.Logging.AddFilter("Polly", LogLevel.Warning); // Orleans' placement retries log every attempt at Information
 builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+builder.Services.Configure<SimpleConsoleFormatterOptions>(console => console.TimestampFormat ??= "HH:mm:ss.fff ");
 
 var options = builder.Configuration.GetSection(BotOptions.SectionName).Get<BotOptions>() ?? new BotOptions();
 var problems = options.Validate().ToList();

@@ -6,7 +6,7 @@ namespace Broker.Cluster.Tests;
 
 /// <summary>
 /// Every [LoggerMessage] of the product has an event id of its own (docs/operations.md, "Logs"):
-/// read from the built assemblies' metadata, the ones the front-end and the silo run.
+/// read from the built assemblies' metadata, the ones the front-end and the silo run, and the sample bot's.
 /// </summary>
 public sealed class LogEventIdTests(ITestOutputHelper output)
 {
@@ -16,6 +16,7 @@ public sealed class LogEventIdTests(ITestOutputHelper output)
         Path.Combine(Path.GetDirectoryName(BuildOutput.FrontendDll)!, "Broker.Grains.dll"),
         Path.Combine(Path.GetDirectoryName(BuildOutput.FrontendDll)!, "Broker.Transport.dll"),
         BuildOutput.SiloDll,
+        BuildOutput.BotDll, // the sample's own range (9000-9099) must not take the broker's ids either
     ];
 
     [Fact]
