@@ -23,7 +23,6 @@ public sealed class BotOptions
         ["--cluster-id"] = "Silo:ClusterId",
         ["--service-id"] = "Silo:ServiceId",
         ["--streams"] = "Silo:Streams:Provider",
-        ["--nats"] = "Silo:Streams:Nats",
     };
 
     /// <summary>The broker's membership Redis ("HOST:PORT" or a connection string). Required: it is how the bot finds the cluster.</summary>
