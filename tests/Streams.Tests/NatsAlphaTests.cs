@@ -1,3 +1,4 @@
+using Broker.Grains.Tests.Infrastructure;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;

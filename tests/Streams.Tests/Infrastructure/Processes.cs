@@ -1,3 +1,4 @@
+using Broker.Grains.Tests.Infrastructure;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;

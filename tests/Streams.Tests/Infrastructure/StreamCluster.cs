@@ -1,3 +1,4 @@
+using Broker.Grains.Tests.Infrastructure;
 using System.Globalization;
 using Microsoft.Extensions.Configuration;
 using Orleans.Configuration;
