@@ -1,4 +1,5 @@
 using Broker.Grains.Streams;
+using Microsoft.Extensions.DependencyInjection;
 using Orleans.Hosting;
 using Orleans.Streams;
 using StackExchange.Redis;
@@ -25,6 +26,10 @@ public static class BrokerStreamHosting
             streams.ConfigurePartitioning(options.Queues);
             streams.ConfigureStreamPubSub(PubSubType(options));
         });
+
+        // Pulling agents keep the implicit subscribers they found for a stream: ask again when an
+        // application's grain type (re)joins the cluster (docs/streams.md, "When a silo fails").
+        silo.Services.AddHostedService<ImplicitSubscriberRefresh>();
 
         if (string.IsNullOrEmpty(redis))
         {
