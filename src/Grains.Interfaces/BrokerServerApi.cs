@@ -1,6 +1,4 @@
 using System.Text;
-using System.Text.Json;
-using System.Text.Unicode;
 using Broker.Grains.Models;
 
 namespace Broker.Grains;
@@ -286,12 +284,12 @@ public static class BrokerServerApi
 
     private static byte[] CheckData(ReadOnlySpan<byte> utf8Json, string parameter)
     {
-        var data = utf8Json.Trim(" \t\r\n"u8);
+        var data = JsonValues.Trim(utf8Json);
         Validate(data, parameter);
         return data.ToArray();
     }
 
-    /// <summary>The rules a client frame's data meets (the front-end's JsonData), on data without whitespace around it.</summary>
+    /// <summary>The rules a client frame's data meets (<see cref="JsonValues"/>), on data without whitespace around it.</summary>
     private static void Validate(ReadOnlySpan<byte> data, string parameter)
     {
         if (data.Length > MaxDataBytes)
@@ -299,51 +297,22 @@ public static class BrokerServerApi
             throw TooLarge(data.Length, parameter, string.Empty);
         }
 
-        if (data.IsEmpty)
+        switch (JsonValues.Check(data, MaxDepth, out var error))
         {
-            throw new ArgumentException("The data is empty; it must be one JSON value (\"null\" for none).", parameter);
-        }
-
-        // Utf8JsonReader does not check the UTF-8 inside strings: invalid bytes would reach
-        // clients in text frames, which they must fail (RFC 6455 §8.1).
-        if (!Utf8.IsValid(data))
-        {
-            throw new ArgumentException("The data is not valid UTF-8.", parameter);
-        }
-
-        var reader = new Utf8JsonReader(data, new JsonReaderOptions { MaxDepth = MaxDepth });
-        try
-        {
-            while (reader.Read())
-            {
-                if (reader.TokenType is JsonTokenType.String or JsonTokenType.PropertyName && reader.ValueIsEscaped && !Decodes(ref reader))
-                {
-                    throw new ArgumentException(
-                        "A string in the data holds a lone surrogate escape (like \"\\ud800\"): a \\u escape of a surrogate must be a high one (\\ud800-\\udbff) followed by a low one (\\udc00-\\udfff).",
-                        parameter);
-                }
-            }
-        }
-        catch (JsonException ex)
-        {
-            throw new ArgumentException(
-                $"The data is not one JSON value ({ex.Message.TrimEnd('.')}). Pass JSON, such as {{\"text\":\"hi\"}}, or \"\\\"hi\\\"\" for a string; at most {MaxDepth} levels deep.",
-                parameter,
-                ex);
-        }
-    }
-
-    /// <summary>Whether an escaped string decodes (the bytes are valid UTF-8: only a lone surrogate escape fails).</summary>
-    private static bool Decodes(ref Utf8JsonReader reader)
-    {
-        try
-        {
-            _ = reader.GetString();
-            return true;
-        }
-        catch (InvalidOperationException)
-        {
-            return false;
+            case JsonValueProblem.Empty:
+                throw new ArgumentException("The data is empty; it must be one JSON value (\"null\" for none).", parameter);
+            case JsonValueProblem.InvalidUtf8:
+                // Invalid bytes would reach clients in text frames, which they must fail (RFC 6455 §8.1).
+                throw new ArgumentException("The data is not valid UTF-8.", parameter);
+            case JsonValueProblem.LoneSurrogateEscape:
+                throw new ArgumentException(
+                    "A string in the data holds a lone surrogate escape (like \"\\ud800\"): a \\u escape of a surrogate must be a high one (\\ud800-\\udbff) followed by a low one (\\udc00-\\udfff).",
+                    parameter);
+            case JsonValueProblem.NotJson:
+                throw new ArgumentException(
+                    $"The data is not one JSON value ({error!.Message.TrimEnd('.')}). Pass JSON, such as {{\"text\":\"hi\"}}, or \"\\\"hi\\\"\" for a string; at most {MaxDepth} levels deep.",
+                    parameter,
+                    error);
         }
     }
 
