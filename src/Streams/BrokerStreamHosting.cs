@@ -21,6 +21,15 @@ public static class BrokerStreamHosting
     public static ISiloBuilder AddBrokerStreams(this ISiloBuilder silo, BrokerStreamOptions options, string? redis = null)
     {
         ArgumentNullException.ThrowIfNull(options);
+
+        // Every silo of the broker's cluster, an application silo too, must use the directory the
+        // broker's silos use (AddBrokerGrains): the strongly consistent one, under which a silo's
+        // death resets no activation elsewhere (docs/design.md, "The grain directory"). An
+        // application silo calls this method and nothing else of the broker's, so it is set here.
+#pragma warning disable ORLEANSEXP003 // Experimental in Orleans 10; measured in docs/design.md.
+        silo.AddDistributedGrainDirectory();
+#pragma warning restore ORLEANSEXP003
+
         silo.AddMemoryStreams(BrokerStreams.ProviderName, streams =>
         {
             streams.ConfigurePartitioning(options.Queues);

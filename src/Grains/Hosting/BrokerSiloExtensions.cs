@@ -31,6 +31,14 @@ public static class BrokerSiloExtensions
         silo.Services.TryAddSingleton<IActivationGate>(new MemoryActivationGate(memory));
         silo.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = ResponseTimeout);
 
+        // The strongly consistent grain directory: a silo's death no longer deactivates the rooms
+        // on the survivors whose directory entries it held (docs/design.md, "The grain directory").
+        // Every silo of a cluster must use the same directory: application silos get it from
+        // AddBrokerStreams, which they call as well.
+#pragma warning disable ORLEANSEXP003 // Experimental in Orleans 10; measured in docs/design.md.
+        silo.AddDistributedGrainDirectory();
+#pragma warning restore ORLEANSEXP003
+
         // No false "Participant check thread has not completed for <uptime>" at start (WatchdogClock).
         WatchdogClock.Use(silo.Services);
 
