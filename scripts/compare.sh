@@ -7,7 +7,9 @@
 #
 #   1. builds Release (Broker.sln, the load tool included)
 #   2. starts ours: Redis, 1 silo, 2 front-ends (cluster mode, as scripts/cluster.sh does, without nginx)
-#   3. runs conns (first: RSS of fresh processes), an unrecorded warm-up fanout, then fanout
+#   3. runs cold (fanout measured from the moment every server answers its health check: what
+#      clients see right after a deploy or a failover), conns (RSS of fresh processes), an
+#      unrecorded warm-up fanout, then fanout
 #      (10 rooms × 100 members, --rate publishes/s: 50k deliveries/s), saturate (the same at twice
 #      the rate: 100k deliveries/s offered, the box saturates), bigrooms (2 rooms × 1,000 members,
 #      rate/10 publishes/s: 50k deliveries/s), echo, crossnode, with --pids of every server
@@ -30,7 +32,8 @@
 #                     a cold server (JIT, first grain activations) builds a backlog that a 3 s
 #                     warm-up does not absorb
 #   --only ours|baseline   run one side only (the table then shows one column)
-#   --workloads LIST  comma-separated subset of conns,fanout,saturate,bigrooms,echo,crossnode (default all)
+#   --workloads LIST  comma-separated subset of cold,conns,fanout,saturate,bigrooms,echo,crossnode (default all)
+#   --cold-duration S measured seconds of cold (default 20: the issue's "first 20 s after ready")
 #   --out DIR         results directory (default .bench/compare-DATE)
 #   --no-build        use the Release binaries as they are (scripts/trace-cost.sh builds once)
 #   --ours-args "…"   extra switches for our front-ends
@@ -39,6 +42,8 @@
 #                     guards the baseline does not have; a closed echo loop of 100 connections
 #                     runs into the first, conns from two source addresses into the second;
 #                     pass --ours-args "" to keep them)
+#   --ours-env "K=V …"  environment for our silo and front-ends only (not the load tool), e.g. a
+#                     runtime switch to measure: --ours-env "DOTNET_TieredPGO=0"
 #   --metrics on|off  metrics on our silo and front-ends (Metrics:Enabled; default on, the shipped default):
 #                     run both to see what metrics cost (docs/performance.md, "What metrics cost")
 #   --stream on|off   the bench's namespace (chat) produces its rooms to Orleans streams
@@ -51,7 +56,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 duration=20 warmup=3 rate=500 payload=100 conns=15000 conns_rate=2000 hold=10 prewarm=10
-metrics=on stream=off only="" no_build="" workloads="conns,fanout,saturate,bigrooms,echo,crossnode" out="" ours_args="--Broker:RateLimitPerSecond=0 --Broker:MaxConnectionsPerIp=0"
+metrics=on stream=off ours_env="" only="" no_build="" workloads="cold,conns,fanout,saturate,bigrooms,echo,crossnode" cold_duration=20 out="" ours_args="--Broker:RateLimitPerSecond=0 --Broker:MaxConnectionsPerIp=0"
 while (($#)); do
   case "$1" in
     --duration) duration=$2; shift 2 ;;
@@ -64,12 +69,14 @@ while (($#)); do
     --prewarm) prewarm=$2; shift 2 ;;
     --only) only=$2; shift 2 ;;
     --workloads) workloads=$2; shift 2 ;;
+    --cold-duration) cold_duration=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --no-build) no_build=1; shift ;;
     --ours-args) ours_args=$2; shift 2 ;;
+    --ours-env) ours_env=$2; shift 2 ;;
     --metrics) metrics=$2; shift 2 ;;
     --stream) stream=$2; shift 2 ;;
-    -h | --help) sed -n '2,48p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,53p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -177,15 +184,20 @@ run_workloads() { # side url1 url2 pids
   local common=(--pids "$pids")
   run() { # name verb args…
     local w=$1 verb=$2; shift 2
-    local cmd=("${bench[@]}" "$verb" "$@" "${common[@]}" --json-out "$dir/$w.json")
+    local cmd=(env ${tool_env:-} "${bench[@]}" "$verb" "$@" "${common[@]}" --json-out "$dir/$w.json")
     log "$side: $w   (load average $(cut -d' ' -f1-3 /proc/loadavg))"
     echo "$side $w: load average $(cut -d' ' -f1-3 /proc/loadavg) before" >>"$out/load.txt"
-    echo "broker-bench ${cmd[*]:2}" >>"$out/commands.txt"
+    echo "${tool_env:-}${tool_env:+ }broker-bench $verb $* ${common[*]} --json-out $dir/$w.json" >>"$out/commands.txt"
     if ! "${cmd[@]}" >"$dir/$w.md" 2> >(tee "$dir/$w.log" >&2); then
       echo "$side $w FAILED (see $dir/$w.log)" | tee -a "$out/failures.txt" >&2
     fi
     cat "$dir/$w.md"
   }
+  # First, on servers that have served nothing: no warm-up, measured from the first second. The
+  # load tool is a fresh process too: it runs fully optimized code from its first call
+  # (TieredCompilation=0), so that its own compiling does not show as the servers' latency.
+  has cold && tool_env="DOTNET_TieredCompilation=0" run cold fanout --url "$u1" --url "$u2" --rooms 10 --members 100 --publishers 10 --rate "$rate" --payload "$payload" \
+    --duration "$cold_duration" --warmup 0
   has conns && run conns conns --url "$u1" --count "$conns" --rate "$conns_rate" --hold "$hold" --source-ips 127.0.0.2,127.0.0.3
   if ((prewarm > 0)) && { has fanout || has saturate || has bigrooms || has echo || has crossnode; }; then
     log "$side: unrecorded warm-up fanout, $prewarm s"
@@ -220,15 +232,16 @@ if [[ $only != baseline ]]; then
   log "ours: Redis :$ours_redis_port, 1 silo, 2 front-ends :$fe1_port :$fe2_port"
   need_ports "$silo_port" "$gateway_port" "$silo_health_port" "$fe1_port" "$fe2_port"
   start_redis ours-redis "$ours_redis_port"; redis_pid=$last_pid
-  start ours-silo env Metrics__Enabled="$metrics_enabled" dotnet "$silo_dll" --redis "127.0.0.1:$ours_redis_port" --silo-port "$silo_port" \
+  # shellcheck disable=SC2086 # ours_env is a list of K=V
+  start ours-silo env Metrics__Enabled="$metrics_enabled" $ours_env dotnet "$silo_dll" --redis "127.0.0.1:$ours_redis_port" --silo-port "$silo_port" \
     --gateway-port "$gateway_port" --health-port "$silo_health_port"
   silo_pid=$last_pid
   wait_up ours-silo "$silo_pid" "http://127.0.0.1:$silo_health_port/healthz"
   # shellcheck disable=SC2086 # ours_args is a list of switches
-  start ours-fe1 env Metrics__Enabled="$metrics_enabled" dotnet "$frontend_dll" --redis "127.0.0.1:$ours_redis_port" --urls "http://127.0.0.1:$fe1_port" --node-id fe-1 $ours_args
+  start ours-fe1 env Metrics__Enabled="$metrics_enabled" $ours_env dotnet "$frontend_dll" --redis "127.0.0.1:$ours_redis_port" --urls "http://127.0.0.1:$fe1_port" --node-id fe-1 $ours_args
   fe1_pid=$last_pid
   # shellcheck disable=SC2086
-  start ours-fe2 env Metrics__Enabled="$metrics_enabled" dotnet "$frontend_dll" --redis "127.0.0.1:$ours_redis_port" --urls "http://127.0.0.1:$fe2_port" --node-id fe-2 $ours_args
+  start ours-fe2 env Metrics__Enabled="$metrics_enabled" $ours_env dotnet "$frontend_dll" --redis "127.0.0.1:$ours_redis_port" --urls "http://127.0.0.1:$fe2_port" --node-id fe-2 $ours_args
   fe2_pid=$last_pid
   wait_up ours-fe1 "$fe1_pid" "http://127.0.0.1:$fe1_port/healthz"
   wait_up ours-fe2 "$fe2_pid" "http://127.0.0.1:$fe2_port/healthz"

@@ -44,6 +44,7 @@ public sealed partial class LogTests(ITestOutputHelper output)
     [Theory]
     [InlineData("frontend", "--Logging:Console:FormatterName=xml", "Logging:Console:FormatterName must be one of simple, json, systemd")]
     [InlineData("frontend", "--Broker:MaxNameLength=0", "Broker:MaxNameLength must be at least 1.")]
+    [InlineData("frontend", "--Broker:Warmup:Rooms=0", "Broker:Warmup:Rooms must be between 1 and 100.")]
     [InlineData("silo", "--Logging:Console:FormatterName=xml", "Logging:Console:FormatterName must be one of simple, json, systemd")]
     public async Task InvalidSetting_ExitsWithCode2AndSaysWhy(string program, string setting, string problem)
     {

@@ -75,7 +75,7 @@ public static partial class BrokerEndpoints
             {
                 NoCluster = !services.GetRequiredService<IClusterReadiness>().IsReady,
             };
-            var (admitted, refusal) = await ConnectAdmission.AdmitAsync(request, options, services.GetRequiredService<TokenAuthenticator>());
+            var (admitted, refusal) = await ConnectAdmission.AdmitAsync(request, options, services.GetRequiredService<TokenAuthenticator>(), services.GetService<FrontendWarmup>());
             if (admitted is null)
             {
                 if (request.IsWebSocket)

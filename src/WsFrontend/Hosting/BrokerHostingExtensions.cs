@@ -136,6 +136,8 @@ public static partial class BrokerHostingExtensions
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<FrontendNode>();
         builder.Services.AddFrontendHealth();
+        builder.Services.AddSingleton<FrontendWarmup>();
+        builder.Services.AddHostedService(provider => provider.GetRequiredService<FrontendWarmup>());
         builder.Services.AddSingleton<ConnectionHandler>();
         builder.Services.AddSingleton<CommandDispatcher>();
         builder.Services.AddSingleton<RoomAuthorizer>();

@@ -28,6 +28,7 @@ public sealed partial class BrokerUpgradeAdmission : IUpgradeAdmission
     private readonly ClientEventLog _events;
     private readonly ILogger<BrokerUpgradeAdmission> _logger;
     private readonly IClusterReadiness _cluster;
+    private readonly FrontendWarmup _warmup;
 
     public BrokerUpgradeAdmission(
         IOptions<BrokerOptions> options,
@@ -37,9 +38,11 @@ public sealed partial class BrokerUpgradeAdmission : IUpgradeAdmission
         ConnectionLimits limits,
         ClientEventLog events,
         IClusterReadiness cluster,
+        FrontendWarmup warmup,
         ILogger<BrokerUpgradeAdmission> logger)
     {
         _cluster = cluster;
+        _warmup = warmup;
         _options = options.Value;
         _lifetime = lifetime;
         _tokens = tokens;
@@ -83,7 +86,8 @@ public sealed partial class BrokerUpgradeAdmission : IUpgradeAdmission
                 NoCluster = !_cluster.IsReady,
             },
             _options,
-            _tokens);
+            _tokens,
+            _warmup);
         if (admitted is null)
         {
             // The HTTP endpoint reaches the same decision and answers it (and counts it).

@@ -36,7 +36,13 @@ internal sealed class GatewayReadiness : IClusterReadiness, IClusterConnectionSt
     private int _gateways;
     private int _losses;
 
-    public bool IsReady => _connected.Task.IsCompleted && Volatile.Read(ref _gateways) > 0;
+    private Task _warmedUp = Task.CompletedTask;
+
+    /// <summary>Connected, warmed up (<see cref="FrontendWarmup"/>, the first time only) and a gateway there now.</summary>
+    public bool IsReady => _connected.Task.IsCompleted && _warmedUp.IsCompleted && Volatile.Read(ref _gateways) > 0;
+
+    /// <summary>Not ready before <paramref name="warmedUp"/> completes (set once, before the server listens).</summary>
+    public void WaitForWarmup(Task warmedUp) => _warmedUp = warmedUp;
 
     public int GatewayLosses => Volatile.Read(ref _losses);
 

@@ -37,8 +37,14 @@ public static class ConnectAdmission
 {
     public const string NoClusterMessage = "This node cannot reach the cluster yet; retry shortly or connect to another node.";
 
-    public static async ValueTask<(Admitted? Admitted, Refusal Refusal)> AdmitAsync(ConnectRequest request, BrokerOptions options, TokenAuthenticator tokens)
+    public static async ValueTask<(Admitted? Admitted, Refusal Refusal)> AdmitAsync(ConnectRequest request, BrokerOptions options, TokenAuthenticator tokens, FrontendWarmup? warmup = null)
     {
+        if (warmup is not null && request.IsWebSocket && !request.Stopping && warmup.IsWarmupPath(request.Path))
+        {
+            // This process's own warm-up connections, before it is ready (FrontendWarmup).
+            return (new Admitted(FrontendWarmup.Namespace, FrontendWarmup.NamespaceOptions, request.UserQuery.Length > 0 ? request.UserQuery : UserNames.NewAnonymous(), Expires: null), default);
+        }
+
         var segment = request.Path.TrimStart('/');
         var slash = segment.IndexOf('/', StringComparison.Ordinal);
         var ns = slash < 0 ? segment : segment[..slash];

@@ -161,6 +161,9 @@ public sealed class BrokerOptions
     /// <summary>The embedded silo (the default mode: one process, no Redis).</summary>
     public EmbeddedSiloOptions Embedded { get; set; } = new();
 
+    /// <summary>Cluster mode: traffic through the hot path before the first ready (docs/performance.md, "Cold start").</summary>
+    public WarmupOptions Warmup { get; set; } = new();
+
     // ---- Admission (protocol.md "Bounds"): added for issue 13 ----
 
     public const int DefaultMaxConnectionsPerIp = 1000;
@@ -266,6 +269,11 @@ public sealed class BrokerOptions
         if (!string.IsNullOrEmpty(ApiKey) && (ApiKey.Length < MinApiKeyLength || ApiKey.Any(char.IsWhiteSpace)))
         {
             yield return $"Broker:ApiKey must be at least {MinApiKeyLength} characters, without spaces (or unset: loopback callers only).";
+        }
+
+        foreach (var problem in Warmup.Validate($"{SectionName}:Warmup"))
+        {
+            yield return problem;
         }
 
         foreach (var problem in Embedded.Memory.Validate($"{SectionName}:Embedded:Memory"))
@@ -433,6 +441,55 @@ public sealed class EmbeddedSiloOptions
 
     /// <summary>Bounds on the memory the embedded silo's activations take (Broker:Embedded:Memory:*).</summary>
     public SiloMemoryOptions Memory { get; set; } = new();
+}
+
+/// <summary>
+/// Broker:Warmup:* — cluster mode: before it first reports ready (/health/ready, /healthz) and
+/// takes clients, a front-end connects to itself on loopback and publishes into rooms of its own,
+/// so that the runtime has compiled the hot path before clients arrive (docs/performance.md,
+/// "Cold start"). Embedded mode serves at once and does not warm up.
+/// </summary>
+public sealed class WarmupOptions
+{
+    public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(30);
+
+    /// <summary>false: ready as soon as the cluster is reached (the first seconds of traffic then run on code still being compiled).</summary>
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>Rooms the warm-up publishes into.</summary>
+    public int Rooms { get; set; } = 2;
+
+    /// <summary>Loopback connections per room; each one joins its room and publishes.</summary>
+    public int MembersPerRoom { get; set; } = 20;
+
+    /// <summary>Publishes in all (each delivered to every member of its room).</summary>
+    public int Publishes { get; set; } = 4000;
+
+    /// <summary>The longest the warm-up may take; past it the front-end is ready anyway (and says so).</summary>
+    public TimeSpan Timeout { get; set; } = DefaultTimeout;
+
+    internal IEnumerable<string> Validate(string section)
+    {
+        if (Rooms < 1 || Rooms > 100)
+        {
+            yield return $"{section}:Rooms must be between 1 and 100.";
+        }
+
+        if (MembersPerRoom < 1 || MembersPerRoom > 500)
+        {
+            yield return $"{section}:MembersPerRoom must be between 1 and 500.";
+        }
+
+        if (Publishes < 1 || Publishes > 1_000_000)
+        {
+            yield return $"{section}:Publishes must be between 1 and 1000000.";
+        }
+
+        if (Timeout <= TimeSpan.Zero)
+        {
+            yield return $"{section}:Timeout must be positive.";
+        }
+    }
 }
 
 /// <summary>See <see cref="NamespaceOptions.Authorize"/>. Bound case-insensitively ("token", "Token").</summary>

@@ -41,6 +41,11 @@ public sealed class FrontendProcess : ChildProcess
                     : (string[])["--redis", redis],
                 "--urls", $"http://127.0.0.1:{frontend.Port.ToString(CultureInfo.InvariantCulture)}",
                 "--node-id", nodeId,
+
+                // The warm-up before ready takes 10-25 s of traffic (docs/performance.md, "Cold
+                // start"): off for the suite's many front-end starts, on in WarmupTests (a later
+                // setting wins).
+                "--Broker:Warmup:Enabled=false",
             ];
             args.AddRange(settings ?? []);
             frontend.Start("dotnet", args, Path.GetDirectoryName(dll));
