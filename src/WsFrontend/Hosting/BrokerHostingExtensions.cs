@@ -138,6 +138,7 @@ public static partial class BrokerHostingExtensions
         builder.Services.AddFrontendHealth();
         builder.Services.AddSingleton<FrontendWarmup>();
         builder.Services.AddHostedService(provider => provider.GetRequiredService<FrontendWarmup>());
+        builder.Services.AddHostedService<IdleMemoryTrim>();
         builder.Services.AddSingleton<ConnectionHandler>();
         builder.Services.AddSingleton<CommandDispatcher>();
         builder.Services.AddSingleton<RoomAuthorizer>();

@@ -161,6 +161,18 @@ public sealed class BrokerOptions
     /// <summary>The embedded silo (the default mode: one process, no Redis).</summary>
     public EmbeddedSiloOptions Embedded { get; set; } = new();
 
+    public static readonly TimeSpan DefaultIdleTrimInterval = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// How often a front-end checks whether it is quiet after its connection count moved by
+    /// <see cref="IdleTrimConnections"/> or more, and then gives the memory of that burst back
+    /// with one full collection (<see cref="Hosting.IdleMemoryTrim"/>). 0 turns it off.
+    /// </summary>
+    public TimeSpan IdleTrimInterval { get; set; } = DefaultIdleTrimInterval;
+
+    /// <summary>By how many connections the count must have moved since the last trim for the next one.</summary>
+    public int IdleTrimConnections { get; set; } = 1000;
+
     /// <summary>Cluster mode: traffic through the hot path before the first ready (docs/performance.md, "Cold start").</summary>
     public WarmupOptions Warmup { get; set; } = new();
 
@@ -269,6 +281,11 @@ public sealed class BrokerOptions
         if (!string.IsNullOrEmpty(ApiKey) && (ApiKey.Length < MinApiKeyLength || ApiKey.Any(char.IsWhiteSpace)))
         {
             yield return $"Broker:ApiKey must be at least {MinApiKeyLength} characters, without spaces (or unset: loopback callers only).";
+        }
+
+        if (IdleTrimInterval < TimeSpan.Zero || IdleTrimConnections < 1)
+        {
+            yield return "Broker:IdleTrimInterval must not be negative (0 turns it off) and Broker:IdleTrimConnections must be at least 1.";
         }
 
         foreach (var problem in Warmup.Validate($"{SectionName}:Warmup"))
