@@ -18,8 +18,9 @@ namespace Broker.Frontend.Hosting;
 /// (and tiers up) that code before clients arrive instead of under their traffic
 /// (docs/performance.md, "Cold start"). The connections use a path only this process knows
 /// (<c>/$warmup/KEY</c>, a random key per process) into a namespace of their own, admitted while
-/// the front-end is not yet ready; nothing else can reach that namespace. A warm-up that fails
-/// or overruns its timeout is logged and the front-end becomes ready anyway.
+/// the front-end is not yet ready; nothing else can reach that namespace. Rounds end once one
+/// leaves the JIT quiet or at <see cref="WarmupOptions.Timeout"/>; a warm-up that fails (or whose
+/// round hangs) is logged as a warning and the front-end becomes ready anyway.
 /// </summary>
 public sealed partial class FrontendWarmup : BackgroundService
 {
@@ -30,6 +31,9 @@ public sealed partial class FrontendWarmup : BackgroundService
     private static readonly TimeSpan QuietPeriod = TimeSpan.FromMilliseconds(250);
     private const int QuietMethods = 20;
     private const int MaxRounds = 40;
+
+    /// <summary>How long past <see cref="WarmupOptions.Timeout"/> a round may still run before the warm-up is cut off as failed.</summary>
+    private static readonly TimeSpan HangGrace = TimeSpan.FromSeconds(10);
 
     private readonly WarmupOptions _options;
     private readonly IClusterReadiness _cluster;
@@ -92,11 +96,12 @@ public sealed partial class FrontendWarmup : BackgroundService
             await _cluster.Connected.WaitAsync(stoppingToken);
             await WaitStartedAsync(stoppingToken);
             var clock = Stopwatch.StartNew();
+            // Rounds stop at Timeout (between two rounds); a round that hangs is cut off after a grace.
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
-            timeout.CancelAfter(_options.Timeout);
+            timeout.CancelAfter(_options.Timeout + HangGrace);
             try
             {
-                var (published, delivered, connections, rounds) = await RunAsync(timeout.Token);
+                var (published, delivered, connections, rounds) = await RunAsync(clock, timeout.Token);
 
                 // What the warm-up allocated would stay resident in a front-end that then idles
                 // (nothing allocates, no collection runs): given back now, before any client.
@@ -126,7 +131,7 @@ public sealed partial class FrontendWarmup : BackgroundService
         await started.Task.WaitAsync(cancellationToken);
     }
 
-    private async Task<(long Published, long Delivered, int Connections, int Rounds)> RunAsync(CancellationToken cancellationToken)
+    private async Task<(long Published, long Delivered, int Connections, int Rounds)> RunAsync(Stopwatch clock, CancellationToken cancellationToken)
     {
         var endpoint = LoopbackEndpoint()
             ?? throw new InvalidOperationException("no http:// or https:// address this front-end listens on can be reached on loopback");
@@ -161,7 +166,7 @@ public sealed partial class FrontendWarmup : BackgroundService
                 rounds++;
                 await Task.Delay(QuietPeriod, cancellationToken);
             }
-            while (JitInfo.GetCompiledMethodCount() - compiled > QuietMethods && rounds < MaxRounds);
+            while (JitInfo.GetCompiledMethodCount() - compiled > QuietMethods && rounds < MaxRounds && clock.Elapsed < _options.Timeout);
 
             return (published, sockets.Sum(s => s.Delivered), members, rounds);
         }
@@ -197,7 +202,7 @@ public sealed partial class FrontendWarmup : BackgroundService
         return null;
     }
 
-    [LoggerMessage(EventId = 1510, Level = LogLevel.Information, Message = "Warmed up before reporting ready: {Published} publishes, {Delivered} deliveries over {Connections} loopback connections in {Rounds} rounds, {Seconds:0.0} s ({Methods} methods compiled since start)")]
+    [LoggerMessage(EventId = 1510, Level = LogLevel.Information, Message = "Warmed up before reporting ready: {Published} publishes, {Delivered} deliveries over {Connections} loopback connections in {Rounds} rounds, {Seconds:0.0} s ({Methods} methods compiled since start; the last round left the JIT quiet unless the time was up)")]
     private static partial void LogWarmedUp(ILogger logger, long published, long delivered, int connections, int rounds, double seconds, long methods);
 
     [LoggerMessage(EventId = 1511, Level = LogLevel.Warning, Message = "Warm-up gave up after {Seconds:0.0} s ({Error}: {Reason}); ready without it (the first seconds of traffic may be slower)")]

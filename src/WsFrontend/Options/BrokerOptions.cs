@@ -468,7 +468,7 @@ public sealed class EmbeddedSiloOptions
 /// </summary>
 public sealed class WarmupOptions
 {
-    public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(30);
+    public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(20);
 
     /// <summary>false: ready as soon as the cluster is reached (the first seconds of traffic then run on code still being compiled).</summary>
     public bool Enabled { get; set; } = true;
@@ -482,7 +482,7 @@ public sealed class WarmupOptions
     /// <summary>Publishes in all (each delivered to every member of its room).</summary>
     public int Publishes { get; set; } = 4000;
 
-    /// <summary>The longest the warm-up may take; past it the front-end is ready anyway (and says so).</summary>
+    /// <summary>The longest the warm-up runs: no round starts after it (a round still running 10 s later is cut off, with a warning); the front-end is then ready.</summary>
     public TimeSpan Timeout { get; set; } = DefaultTimeout;
 
     internal IEnumerable<string> Validate(string section)
