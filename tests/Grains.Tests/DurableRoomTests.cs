@@ -100,6 +100,59 @@ public sealed class DurableRoomTests(DurableClusterFixture fixture)
     }
 
     [Fact]
+    public async Task PublishBatch_WithDuplicates_OneCommitConsecutiveSeqsAndTheFirstSeqForRepeats()
+    {
+        var key = NewKey();
+        await PublishAsync(key, "warm-up", msgId: "w");
+        var execsBefore = await fixture.Redis.ExecCountAsync();
+
+        var results = await Room(key).PublishBatch(new PublishBatchRequest(
+            "alice",
+            [Batched("a", "a"), Batched("b", "b"), Batched("a again", "a"), Batched("w again", "w"), Batched("c", null)],
+            Policy));
+
+        Assert.Equal(1, await fixture.Redis.ExecCountAsync() - execsBefore);
+        Assert.Equal([2L, 3, 2, 1, 4], results.Select(r => r.Seq));
+        Assert.Equal([false, false, true, true, false], results.Select(r => r.Duplicate));
+
+        // Across the activation: the stored msgIds still answer with their first seq.
+        await DeactivateAsync(key);
+        var later = await Room(key).PublishBatch(new PublishBatchRequest("alice", [Batched("b", "b"), Batched("d", "d")], Policy));
+        Assert.Equal([3L, 5], later.Select(r => r.Seq));
+        Assert.Equal(["\"warm-up\"", "\"a\"", "\"b\"", "\"c\"", "\"d\""], (await Room(key).GetHistory(null, 10, int.MaxValue)).Messages.Select(m => Encoding.UTF8.GetString(m.Payload)));
+    }
+
+    [Fact]
+    public async Task PublishBatch_StoreUnreachable_FailsAsAWholeAndNoSeqIsReused()
+    {
+        var key = NewKey();
+        var before = await PublishAsync(key, "before");
+        fixture.Redis.Pause();
+        Exception? failure = null;
+        try
+        {
+            await Room(key).PublishBatch(new PublishBatchRequest("alice", [Batched("during-1", null), Batched("during-2", "d")], Policy)).WaitAsync(TimeSpan.FromSeconds(30));
+        }
+        catch (Exception ex)
+        {
+            failure = ex;
+        }
+        finally
+        {
+            fixture.Redis.Resume();
+        }
+
+        Assert.True(failure is RoomStoreException, $"Expected RoomStoreException, got {failure}");
+        var after = await Room(key).PublishBatch(new PublishBatchRequest("alice", [Batched("after", "d")], Policy));
+        Assert.Equal(before.Seq + 1, after[0].Seq);
+        Assert.False(after[0].Duplicate);
+        var page = await Room(key).GetHistory(null, 10, int.MaxValue);
+        Assert.Equal(["\"before\"", "\"after\""], page.Messages.Select(m => Encoding.UTF8.GetString(m.Payload)));
+    }
+
+    private static BatchedPublish Batched(string text, string? msgId) => new(Encoding.UTF8.GetBytes($"\"{text}\""), msgId);
+
+    [Fact]
     public async Task Publish_BeyondHistoryBytes_StoreKeepsWhatTheWindowKeeps()
     {
         var key = NewKey();

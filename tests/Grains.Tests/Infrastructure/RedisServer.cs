@@ -5,7 +5,10 @@ using StackExchange.Redis;
 
 namespace Broker.Grains.Tests.Infrastructure;
 
-/// <summary>A real redis-server on 127.0.0.1 (a free port in 20000-32000), started and stopped by the test.</summary>
+/// <summary>
+/// A real redis-server on 127.0.0.1 (a free port in 20000-32000), started and stopped by the test.
+/// Shared with tests/WsFrontend.Tests (linked), so it depends on nothing else of this project.
+/// </summary>
 public sealed class RedisServer : IAsyncDisposable
 {
     private readonly Process _process;
@@ -96,7 +99,7 @@ public sealed class RedisServer : IAsyncDisposable
     {
         for (var attempt = 0; attempt < 1000; attempt++)
         {
-            var port = Random.Shared.Next(LowPortAllocator.MinPort, LowPortAllocator.MaxPort);
+            var port = Random.Shared.Next(20000, 32000);
             try
             {
                 using var listener = new TcpListener(IPAddress.Loopback, port);
