@@ -58,7 +58,7 @@ public sealed class PublishPipelineTests(PipelineFixture fixture) : IClassFixtur
             Assert.Equal("joined", Frame.Type(await client.JoinAsync(room)));
         }
 
-        var commitsBefore = store == "redis" ? await fixture.Redis.ExecCountAsync() : 0;
+        var commitsBefore = store == "redis" ? await fixture.Redis.CommitCountAsync() : 0;
         var frames = string.Join('\n', Enumerable.Range(0, count).Select(n => JsonSerializer.Serialize(new { type = "publish", id = n, room, data = n })));
         foreach (var frame in frames.Split('\n'))
         {
@@ -83,7 +83,7 @@ public sealed class PublishPipelineTests(PipelineFixture fixture) : IClassFixtur
         {
             // Pipelined: the publishes that queued behind a commit went together, far fewer
             // commits than messages (one at a time would take one commit each).
-            var commits = await fixture.Redis.ExecCountAsync() - commitsBefore;
+            var commits = await fixture.Redis.CommitCountAsync() - commitsBefore;
             Assert.True(commits < count / 2, $"{commits} commits for {count} pipelined publishes.");
         }
     }
@@ -321,7 +321,7 @@ public sealed class PublishPipelineTests(PipelineFixture fixture) : IClassFixtur
         var room = BrokerFixture.UniqueRoom("pipe-one");
         await using var publisher = await server.ConnectAsync("/chat?user=pipe-one");
         await publisher.JoinAsync(room);
-        var before = await fixture.Redis.ExecCountAsync();
+        var before = await fixture.Redis.CommitCountAsync();
         for (var n = 0; n < count; n++)
         {
             await publisher.SendAsync(new { type = "publish", id = n, room, data = n });
@@ -329,6 +329,6 @@ public sealed class PublishPipelineTests(PipelineFixture fixture) : IClassFixtur
 
         var got = await publisher.CollectAsync(f => f.Count(x => Frame.Is(x, "ack")) >= count, Timeout, "publisher");
         Assert.Equal(Enumerable.Range(1, count).Select(i => (long)i), got.Where(f => Frame.Is(f, "ack")).Select(a => a.GetProperty("seq").GetInt64()));
-        Assert.Equal(count, await fixture.Redis.ExecCountAsync() - before);
+        Assert.Equal(count, await fixture.Redis.CommitCountAsync() - before);
     }
 }
