@@ -1,5 +1,5 @@
-using System.Collections.Immutable;
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using Broker.Frontend.Commands;
 using Broker.Frontend.Diagnostics;
 using Broker.Frontend.Protocol;
@@ -213,15 +213,12 @@ public sealed class PublishPipeline
             messages[i] = new BatchedPublish(frame.Data!, frame.MsgId, BrokerActivity.TraceParentOf(batch[i].Activity));
         }
 
-        var outcome = await _dispatcher.PublishInOrderAsync(_connection.Caller, room, ImmutableCollectionsMarshalAs(messages));
+        var outcome = await _dispatcher.PublishInOrderAsync(_connection.Caller, room, ImmutableCollectionsMarshal.AsImmutableArray(messages));
         for (var i = 0; i < batch.Count; i++)
         {
             Finish(batch[i], outcome.Refused ?? (Outcome<PublishResult>)outcome.Value[i]);
         }
     }
-
-    private static ImmutableArray<BatchedPublish> ImmutableCollectionsMarshalAs(BatchedPublish[] messages) =>
-        System.Runtime.InteropServices.ImmutableCollectionsMarshal.AsImmutableArray(messages);
 
     /// <summary>The publish's reply (ack or error), its span ended and its metrics counted; not yet sent.</summary>
     private void Finish(PendingPublish publish, Outcome<PublishResult> outcome)
@@ -271,22 +268,22 @@ public sealed class PublishPipeline
     {
         while (true)
         {
-            PendingPublish oldest;
+            PendingPublish? oldest = null;
             TaskCompletionSource? progress;
             lock (_gate)
             {
-                if (!_unanswered.TryPeek(out var next) || next.Reply is null)
-                {
-                    _replying = false;
-                    progress = TakeProgress();
-                    oldest = null!;
-                }
-                else
+                if (_unanswered.TryPeek(out var next) && next.Reply is not null)
                 {
                     oldest = _unanswered.Dequeue();
                     _bytes -= oldest.Bytes;
-                    progress = TakeProgress();
                 }
+                else
+                {
+                    _replying = false;
+                }
+
+                // Room for the receive loop, or (writer done) every publish answered.
+                progress = TakeProgress();
             }
 
             progress?.TrySetResult();
