@@ -27,6 +27,18 @@ public interface IRoomGrain : IFrontendWatcher
     [AlwaysInterleave, Alias("Publish")]
     Task<PublishResult> Publish(PublishRequest request);
 
+    /// <summary>
+    /// Orders several messages of one publisher (a connection's publishes to this room that
+    /// queued while its previous call was in flight), in the order given and in one turn, so
+    /// nothing of anybody else's falls between them; answers once they are committed (all in the
+    /// same commit with a durable store), one result per message, in order. A message whose msgId
+    /// was seen before — in an earlier call or earlier in this batch — is not ordered again: its
+    /// result carries the first seq and Duplicate. Fails as a whole (nothing of it acked or
+    /// delivered) when the room cannot commit. Added with publish pipelining: upgrade silos before front-ends.
+    /// </summary>
+    [AlwaysInterleave, Alias("PublishBatch")]
+    Task<ImmutableArray<PublishResult>> PublishBatch(PublishBatchRequest request);
+
     [ReadOnly, Alias("GetPresence")]
     Task<ImmutableArray<PresenceEntry>> GetPresence();
 

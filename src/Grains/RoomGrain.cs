@@ -281,6 +281,90 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         return new PublishResult(message.Seq, _epoch, Duplicate: false);
     }
 
+    public async Task<ImmutableArray<PublishResult>> PublishBatch(PublishBatchRequest request)
+    {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        ThrowIfRefused();
+        ApplyPolicy(request.Policy);
+        if (_failure is not null)
+        {
+            throw _failure;
+        }
+
+        // One turn, no await until every message has its seq: the batch is ordered as one run,
+        // in the order given, and (durable) joins the next commit as a whole.
+        var messages = request.Messages;
+        var results = new PublishResult[messages.Length];
+        var activities = new System.Diagnostics.Activity?[messages.Length];
+        List<StoredMessage>? fresh = null;
+        var waitFor = 0L;
+        for (var i = 0; i < messages.Length; i++)
+        {
+            var item = messages[i];
+            activities[i] = BrokerActivity.StartBatchedCommit(_namespace, _room, item.MsgId, item.TraceParent);
+            string? dedupeKey = null;
+            if (item.MsgId is { } msgId)
+            {
+                dedupeKey = DedupeKey(request.User, msgId);
+                if (_seqByMsgId.TryGetValue(dedupeKey, out var firstSeq))
+                {
+                    // A retry (of an earlier call, or earlier in this batch): the first seq, once committed.
+                    results[i] = new PublishResult(firstSeq, _epoch, Duplicate: true);
+                    waitFor = Math.Max(waitFor, firstSeq);
+                    continue;
+                }
+            }
+
+            var message = new RoomMessage(++_seq, request.User, _time.GetUtcNow().ToUnixTimeMilliseconds(), item.Payload);
+            if (dedupeKey is not null)
+            {
+                RememberMsgId(dedupeKey, message.Seq);
+            }
+
+            _traces.Add(message.Seq, activities[i]);
+            (fresh ??= new List<StoredMessage>(messages.Length)).Add(new StoredMessage(message, item.MsgId));
+            results[i] = new PublishResult(message.Seq, _epoch, Duplicate: false);
+            waitFor = message.Seq;
+        }
+
+        try
+        {
+            if (fresh is not null && !_store.IsDurable)
+            {
+                Commit(fresh);
+            }
+            else if (fresh is not null)
+            {
+                _uncommitted.AddRange(fresh);
+            }
+
+            await WaitCommittedAsync(waitFor);
+        }
+        catch (Exception ex)
+        {
+            foreach (var activity in activities)
+            {
+                BrokerActivity.Failed(activity, ex);
+                activity?.Dispose();
+            }
+
+            throw;
+        }
+
+        for (var i = 0; i < results.Length; i++)
+        {
+            BrokerActivity.Committed(activities[i], results[i].Seq, results[i].Duplicate);
+            activities[i]?.Dispose();
+            if (!results[i].Duplicate)
+            {
+                SiloMetrics.CommitTook(_store.IsDurable, started);
+            }
+        }
+
+        LetGoIfEmpty();
+        return System.Runtime.InteropServices.ImmutableCollectionsMarshal.AsImmutableArray(results);
+    }
+
     public Task<ImmutableArray<PresenceEntry>> GetPresence()
     {
         ThrowIfRefused();

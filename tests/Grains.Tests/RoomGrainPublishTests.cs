@@ -102,6 +102,41 @@ public sealed class RoomGrainPublishTests(ClusterFixture fixture) : GrainTestBas
     }
 
     [Fact]
+    public async Task PublishBatch_WithRepeatedMsgIds_ConsecutiveSeqsInOrderDuplicatesGetTheFirstSeq()
+    {
+        var key = NewKey();
+        var room = Room(key);
+        var frontend = NewFrontend("a");
+        await room.Join(JoinOf("c1", "alice", frontend));
+        var first = await room.Publish(PublishOf("alice", "{\"n\":0}", msgId: "m0"));
+
+        var results = await room.PublishBatch(new PublishBatchRequest(
+            "alice",
+            [Batched("{\"n\":1}", "m1"), Batched("{\"n\":0}", "m0"), Batched("{\"n\":2}", null), Batched("{\"n\":1}", "m1"), Batched("{\"n\":3}", "m3")],
+            Policy()));
+
+        Assert.Equal([2L, first.Seq, 3, 2, 4], results.Select(r => r.Seq));
+        Assert.Equal([false, true, false, true, false], results.Select(r => r.Duplicate));
+        Assert.All(results, r => Assert.Equal(first.Epoch, r.Epoch));
+        await frontend.WaitForSeqAsync(key, 4);
+        var messages = frontend.RoomMessages(key);
+        Assert.Equal([1L, 2, 3, 4], messages.Select(m => m.Seq));
+        Assert.Equal(["{\"n\":0}", "{\"n\":1}", "{\"n\":2}", "{\"n\":3}"], messages.Select(m => System.Text.Encoding.UTF8.GetString(m.Payload)));
+
+        // The same msgIds in a later batch (or alone): the first seqs, nothing new.
+        var again = await room.PublishBatch(new PublishBatchRequest("alice", [Batched("{}", "m3"), Batched("{}", "m0")], Policy()));
+        Assert.Equal([4L, 1], again.Select(r => r.Seq));
+        Assert.All(again, r => Assert.True(r.Duplicate));
+
+        // Another user's msgIds are their own.
+        var bob = await room.PublishBatch(new PublishBatchRequest("bob", [Batched("{}", "m0"), Batched("{}", "m0")], Policy()));
+        Assert.Equal([5L, 5], bob.Select(r => r.Seq));
+        Assert.Equal([false, true], bob.Select(r => r.Duplicate));
+    }
+
+    private static BatchedPublish Batched(string json, string? msgId) => new(Json(json), msgId);
+
+    [Fact]
     public async Task Publish_ByMember_PublisherFrontendReceivesOwnMessage()
     {
         var key = NewKey();

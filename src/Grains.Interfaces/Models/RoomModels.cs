@@ -136,6 +136,28 @@ public sealed record PublishRequest(
     [property: Id(2)] string? MsgId,
     [property: Id(3)] RoomPolicy? Policy);
 
+/// <summary>
+/// Several publishes of one user to one room, in the order they are to be ordered
+/// (<see cref="IRoomGrain.PublishBatch"/>). Policy as in <see cref="PublishRequest"/>.
+/// </summary>
+[GenerateSerializer, Immutable, Alias("Broker.PublishBatchRequest")]
+public sealed record PublishBatchRequest(
+    [property: Id(0)] string User,
+    [property: Id(1)] ImmutableArray<BatchedPublish> Messages,
+    [property: Id(2)] RoomPolicy? Policy);
+
+/// <summary>
+/// One message of a <see cref="PublishBatchRequest"/>. TraceParent: the W3C trace context of
+/// the front-end's <c>publish</c> span when it is recorded (null otherwise); the room's
+/// <c>room.commit</c> span for this message is its child. A batch call carries no trace of its
+/// own, as its messages may belong to as many traces.
+/// </summary>
+[GenerateSerializer, Immutable, Alias("Broker.BatchedPublish")]
+public sealed record BatchedPublish(
+    [property: Id(0)] byte[] Payload,
+    [property: Id(1)] string? MsgId,
+    [property: Id(2)] string? TraceParent = null);
+
 /// <summary>Duplicate is true when MsgId had been seen: Seq is then the first publish's.</summary>
 [GenerateSerializer, Immutable, Alias("Broker.PublishResult")]
 public sealed record PublishResult(

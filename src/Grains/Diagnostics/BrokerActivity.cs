@@ -63,6 +63,34 @@ public static class BrokerActivity
         return activity;
     }
 
+    /// <summary>
+    /// The room's side of one message of a batch (<c>IRoomGrain.PublishBatch</c>): a child of
+    /// the publish whose recorded context the message carries; none without one. Activity.Current
+    /// is left as it was, since one turn starts the spans of several traces.
+    /// </summary>
+    public static Activity? StartBatchedCommit(string ns, string room, string? msgId, string? traceParent)
+    {
+        if (traceParent is null || !Source.HasListeners() || !ActivityContext.TryParse(traceParent, null, isRemote: true, out var parent))
+        {
+            return null;
+        }
+
+        var current = Activity.Current;
+        var activity = Source.StartActivity(CommitSpan, ActivityKind.Internal, parent);
+        Activity.Current = current;
+        if (activity is { IsAllDataRequested: true })
+        {
+            activity.SetTag(NamespaceTag, ns);
+            activity.SetTag(RoomTag, room);
+            if (msgId is not null)
+            {
+                activity.SetTag(MsgIdTag, msgId);
+            }
+        }
+
+        return activity;
+    }
+
     /// <summary>The room answered: the message's seq, and whether it was a retry of one committed before.</summary>
     public static void Committed(Activity? activity, long seq, bool duplicate)
     {

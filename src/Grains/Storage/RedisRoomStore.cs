@@ -8,9 +8,9 @@ namespace Broker.Grains.Storage;
 /// <summary>
 /// Room state in Redis, two keys per room:
 /// "{prefix}{room}:meta" (hash: epoch, seq) and "{prefix}{room}:log" (list: the history window,
-/// oldest first). A batch is appended in one MULTI/EXEC conditioned on the stored epoch — one
-/// round trip for any number of messages (group commit) — conditioned on the stored epoch and
-/// seq, so a stale or duplicate activation can never write.
+/// oldest first). A batch is appended by one script (atomic, one round trip for any number of
+/// messages: group commit) conditioned on the stored epoch and seq, so a stale or duplicate
+/// activation can never write.
 /// Keys expire after <see cref="RoomStoreOptions.Ttl"/> without writes.
 /// </summary>
 public sealed class RedisRoomStore : IRoomStore
@@ -64,44 +64,73 @@ public sealed class RedisRoomStore : IRoomStore
         }
 
         var (meta, log) = Keys(roomKey);
-        var transaction = db.CreateTransaction();
-        transaction.AddCondition(Condition.HashEqual(meta, EpochField, epoch));
 
         // And on the seq this batch follows: a second activation of the room (for a moment,
         // after a silo failure) can never commit the same seq twice.
         var previous = batch[0].Message.Seq - 1;
-        transaction.AddCondition(previous == 0 ? Condition.HashNotExists(meta, SeqField) : Condition.HashEqual(meta, SeqField, previous));
-        _ = transaction.HashSetAsync(meta, SeqField, batch[^1].Message.Seq);
-        if (keep > 0)
+
+        // Only what will be kept is pushed: a batch bigger than the window (in messages or
+        // bytes) does not pass through Redis' memory first.
+        var pushed = keep > 0 ? Math.Min(keep, batch.Count) : 0;
+        var arguments = new RedisValue[AppendFixedArguments + pushed];
+        arguments[0] = epoch;
+        arguments[1] = previous;
+        arguments[2] = batch[^1].Message.Seq;
+        arguments[3] = keep;
+        arguments[4] = (long)_options.Ttl.TotalMilliseconds;
+        for (var i = 0; i < pushed; i++)
         {
-            // Only what will be kept is pushed: a batch bigger than the window (in messages or
-            // bytes) does not pass through Redis' memory first.
-            var pushed = batch.Skip(Math.Max(0, batch.Count - keep)).Select(m => (RedisValue)Encode(m)).ToArray();
-            _ = transaction.ListRightPushAsync(log, pushed);
-            _ = transaction.ListTrimAsync(log, -keep, -1);
-            _ = transaction.KeyExpireAsync(log, _options.Ttl);
-        }
-        else
-        {
-            _ = transaction.KeyDeleteAsync(log);
+            arguments[AppendFixedArguments + i] = Encode(batch[batch.Count - pushed + i]);
         }
 
-        _ = transaction.KeyExpireAsync(meta, _options.Ttl);
-        bool committed;
+        RedisResult result;
         try
         {
-            committed = await transaction.ExecuteAsync();
+            result = await db.ScriptEvaluateAsync(AppendScript, [meta, log], arguments);
         }
         catch (RedisException ex)
         {
             throw new RoomStoreException($"Could not commit {batch.Count} messages of room {roomKey}: {ex.GetType().Name}: {ex.Message}");
         }
 
-        if (!committed)
+        if ((long)result != 1)
         {
             throw new RoomStoreException($"Room {roomKey} moved on (another activation committed in epoch {epoch}); this one reloads.");
         }
     }
+
+    private const int AppendFixedArguments = 5;
+
+    /// <summary>
+    /// The commit of a batch, atomic in Redis and one round trip: only when the stored epoch is
+    /// the activation's and the stored seq is the one the batch follows (none for the first),
+    /// the seq moves to the batch's last, the kept messages are pushed and the log trimmed to
+    /// the window, and both keys' expiry is renewed. 1 when committed, 0 when the room moved on.
+    /// (A transaction with conditions cost two round trips — WATCH and the conditions' reads,
+    /// then MULTI/EXEC — and held the connection's writes for all rooms in between.)
+    /// KEYS: meta, log. ARGV: epoch, previous seq (0: none), last seq, keep, ttl in ms, messages.
+    /// </summary>
+    private const string AppendScript = """
+        if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then return 0 end
+        local seq = redis.call('HGET', KEYS[1], 'seq')
+        if ARGV[2] == '0' then
+          if seq then return 0 end
+        elseif seq ~= ARGV[2] then
+          return 0
+        end
+        redis.call('HSET', KEYS[1], 'seq', ARGV[3])
+        if tonumber(ARGV[4]) > 0 then
+          for i = 6, #ARGV, 1000 do
+            redis.call('RPUSH', KEYS[2], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+          end
+          redis.call('LTRIM', KEYS[2], -tonumber(ARGV[4]), -1)
+          redis.call('PEXPIRE', KEYS[2], ARGV[5])
+        else
+          redis.call('DEL', KEYS[2])
+        end
+        redis.call('PEXPIRE', KEYS[1], ARGV[5])
+        return 1
+        """;
 
     /// <summary>Redis keeps the epoch (and the rest): the next activation loads it from there.</summary>
     public void Unload(string roomKey, string epoch, long seq)

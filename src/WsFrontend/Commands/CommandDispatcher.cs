@@ -115,26 +115,69 @@ public sealed partial class CommandDispatcher
 
     private async Task<Outcome<PublishResult>> PublishToRoomAsync(Caller caller, string room, byte[] data, string? msgId)
     {
-        if (!caller.IsServer)
+        if (await CheckPublishAsync(caller, room) is { } refused)
         {
-            if (!caller.Options.ClientPublish)
-            {
-                return new CommandError(ErrorCodes.Forbidden, $"Clients may not publish in namespace \"{caller.Namespace}\"; only the server's HTTP API may.");
-            }
-
-            if (await _authorizer.AuthorizeAsync(caller, room, RoomAction.Publish) is { } refused)
-            {
-                return refused;
-            }
-
-            if (caller.Options.RequireMembership && !caller.IsMemberOf(room))
-            {
-                return new CommandError(ErrorCodes.NotMember, $"Join room \"{room}\" before publishing to it.");
-            }
+            return refused;
         }
 
         var grain = _grains.Ref<IRoomGrain>(GrainKeys.Of(caller.Namespace, room));
         return await CallAsync(caller, () => grain.Publish(new PublishRequest(caller.User, data, msgId, caller.Policy)));
+    }
+
+    /// <summary>
+    /// Whether the caller may publish to the room (namespace switch, grant, membership where it
+    /// is required): null when it may. A connection's publish is checked when its frame is
+    /// taken, in frame order, before it joins the connection's publishes in flight
+    /// (<see cref="PublishPipeline"/>); the server API's, just before its call.
+    /// </summary>
+    public async ValueTask<CommandError?> CheckPublishAsync(Caller caller, string room)
+    {
+        if (caller.IsServer)
+        {
+            return null;
+        }
+
+        if (!caller.Options.ClientPublish)
+        {
+            return new CommandError(ErrorCodes.Forbidden, $"Clients may not publish in namespace \"{caller.Namespace}\"; only the server's HTTP API may.");
+        }
+
+        if (await _authorizer.AuthorizeAsync(caller, room, RoomAction.Publish) is { } refused)
+        {
+            return refused;
+        }
+
+        if (caller.Options.RequireMembership && !caller.IsMemberOf(room))
+        {
+            return new CommandError(ErrorCodes.NotMember, $"Join room \"{room}\" before publishing to it.");
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// Orders publishes the caller may make (checked with <see cref="CheckPublishAsync"/>) to one
+    /// room, in the order given, in one grain call: <c>Publish</c> for one message (as every
+    /// front-end before pipelining did), <c>PublishBatch</c> for more. One result per message, in order;
+    /// refused as a whole when the call fails. The caller keeps at most one such call per room
+    /// in flight: Orleans does not keep two calls in flight in order.
+    /// </summary>
+    public Task<Outcome<ImmutableArray<PublishResult>>> PublishInOrderAsync(Caller caller, string room, ImmutableArray<BatchedPublish> messages)
+    {
+        var grain = _grains.Ref<IRoomGrain>(GrainKeys.Of(caller.Namespace, room));
+        if (messages.Length == 1)
+        {
+            var message = messages[0];
+            return CallAsync(caller, async () => ImmutableArray.Create(await grain.Publish(new PublishRequest(caller.User, message.Payload, message.MsgId, caller.Policy))));
+        }
+
+        return CallAsync(caller, async () =>
+        {
+            var results = await grain.PublishBatch(new PublishBatchRequest(caller.User, messages, caller.Policy));
+            return results.Length == messages.Length
+                ? results
+                : throw new InvalidOperationException($"The room answered {results.Length} results for {messages.Length} messages.");
+        });
     }
 
     public async Task<Outcome<int>> SendAsync(Caller caller, string to, byte[] data)

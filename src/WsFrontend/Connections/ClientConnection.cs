@@ -184,6 +184,9 @@ public sealed class ClientConnection
         old?.Dispose();
     }
 
+    /// <summary>The connection's publishes in flight, made at its first publish. Touched only by this connection's receive loop (and its finally).</summary>
+    public PublishPipeline? Publishes { get; set; }
+
     /// <summary>Rooms joined (or being joined), by room name. Touched only by this connection's receive loop.</summary>
     public Dictionary<string, RoomMembership> Rooms { get; } = new(StringComparer.Ordinal);
 
@@ -289,9 +292,11 @@ public sealed class ClientConnection
     /// <summary>
     /// Queues a reply to the client's own frame, waiting for outbox space (frames and bytes): a
     /// client that sends faster than it reads is slowed down (its frames wait in TCP), not
-    /// disconnected. Only this connection's receive loop replies, one frame at a time, so at
-    /// most one reply waits; <see cref="WaitForRoomAsync"/> before handling a frame keeps even
-    /// that one from being built while the outbox is full.
+    /// disconnected. Only this connection's receive loop replies, one frame at a time, or, while
+    /// publishes are in flight, their <see cref="PublishPipeline"/>'s single writer (the loop
+    /// waits for it before any other reply), so at most one reply waits;
+    /// <see cref="WaitForRoomAsync"/> before handling a frame keeps the loop from taking on
+    /// more while the outbox is full.
     /// Pushes from rooms use <see cref="Send"/> and never wait.
     /// </summary>
     public async ValueTask ReplyAsync(byte[] frame)

@@ -13,10 +13,12 @@ using Microsoft.Extensions.Options;
 namespace Broker.Frontend.Connections;
 
 /// <summary>
-/// Runs one client connection's lifecycle: welcome, the receive loop, one frame at a time (so a
-/// connection's publishes reach the room in the order sent), and cleanup in a finally. Each
-/// frame's command is decided and carried out by the <see cref="CommandDispatcher"/> (shared
-/// with the server API); here it becomes a reply frame.
+/// Runs one client connection's lifecycle: welcome, the receive loop, and cleanup in a finally.
+/// Frames are taken one at a time; publishes are handed to the connection's
+/// <see cref="PublishPipeline"/>, which keeps up to MaxPublishesInFlight of them in flight in
+/// order (one call per room at a time), and every other frame waits until the publishes before
+/// it are answered. Each frame's command is decided and carried out by the
+/// <see cref="CommandDispatcher"/> (shared with the server API); here it becomes a reply frame.
 /// </summary>
 public sealed partial class ConnectionHandler
 {
@@ -98,6 +100,14 @@ public sealed partial class ConnectionHandler
             connection.StopExpiry();
             connection.Close(CloseCodes.Normal, string.Empty);
             _node.Users.Remove(userKey, connection);
+
+            // Publishes still in flight complete or fail (each call is bounded) before the
+            // connection leaves its rooms: a leave never overtakes a publish.
+            if (connection.Publishes is { } publishes)
+            {
+                await publishes.WhenAnsweredAsync();
+            }
+
             await CleanupAsync(connection, userKey);
             var writer = connection.WriterFinished;
             if (await Task.WhenAny(writer, Task.Delay(connection.CloseTimeout + connection.CloseTimeout)) != writer)
@@ -240,6 +250,7 @@ public sealed partial class ConnectionHandler
         }
         if (text.Span.SequenceEqual("ping"u8))
         {
+            await AfterPublishesAsync(connection);
             FrontendMetrics.FrameReceived(ClientFrameType.Ping);
             if (limiter.TryTake())
             {
@@ -257,7 +268,15 @@ public sealed partial class ConnectionHandler
         // Every frame counts against the rate, the ones that fail to parse included.
         var parsed = _parser.TryParse(text.Span, out var frame, out var error);
         FrontendMetrics.FrameReceived(parsed, frame);
-        if (!limiter.TryTake())
+        var withinRate = limiter.TryTake();
+        if (parsed && frame.Type == ClientFrameType.Publish)
+        {
+            await PublishAsync(connection, frame, withinRate);
+            return;
+        }
+
+        await AfterPublishesAsync(connection);
+        if (!withinRate)
         {
             _events.Count(ClientEvent.RateLimited);
             await connection.ReplyAsync(ErrorFrame(parsed ? frame.Id : error.Id, ErrorCodes.RateLimited, RateLimitedMessage()));
@@ -277,7 +296,6 @@ public sealed partial class ConnectionHandler
             ClientFrameType.Echo => Counted(SentFrame.Echo, FrameWriter.Echo(frame.Id, frame.Data!)),
             ClientFrameType.Join => await JoinAsync(connection, frame),
             ClientFrameType.Leave => await LeaveAsync(connection, frame),
-            ClientFrameType.Publish => await PublishAsync(connection, frame),
             ClientFrameType.Send => await SendAsync(connection, frame),
             ClientFrameType.Presence => await PresenceAsync(connection, frame),
             ClientFrameType.History => await HistoryAsync(connection, frame),
@@ -355,19 +373,30 @@ public sealed partial class ConnectionHandler
         return left.Refused is { } refused ? ErrorFrame(frame, refused) : Counted(SentFrame.Left, FrameWriter.Left(frame.Id, frame.Room!));
     }
 
-    private async Task<byte[]> PublishAsync(ClientConnection connection, ClientFrame frame)
+    /// <summary>
+    /// Hands a publish to the connection's pipeline (made at its first publish), then reads on
+    /// only while it has room: at most MaxPublishesInFlight publishes (and
+    /// MaxPublishBytesInFlight bytes of data) unanswered, 1 being one frame at a time.
+    /// </summary>
+    private async Task PublishAsync(ClientConnection connection, ClientFrame frame, bool withinRate)
     {
-        var started = System.Diagnostics.Stopwatch.GetTimestamp();
-        var published = await _dispatcher.PublishAsync(connection.Caller, frame.Room!, frame.Data!, frame.MsgId);
-        if (published.Refused is { } refused)
+        var publishes = connection.Publishes ??= new PublishPipeline(connection, _dispatcher, _options.MaxPublishesInFlight, _options.MaxPublishBytesInFlight);
+        if (withinRate)
         {
-            return ErrorFrame(frame, refused);
+            await publishes.AcceptAsync(frame);
+        }
+        else
+        {
+            _events.Count(ClientEvent.RateLimited);
+            publishes.AcceptAnswered(ErrorFrame(frame.Id, ErrorCodes.RateLimited, RateLimitedMessage()));
         }
 
-        var ack = Counted(SentFrame.Ack, FrameWriter.PublishAck(frame.Id, frame.Room!, published.Value.Seq));
-        FrontendMetrics.Published(connection.Namespace, started);
-        return ack;
+        await publishes.WaitForCapacityAsync();
     }
+
+    /// <summary>Any frame other than a publish waits until the publishes before it are answered: nothing overtakes a publish, nor is overtaken by one.</summary>
+    private static ValueTask AfterPublishesAsync(ClientConnection connection) =>
+        connection.Publishes is { } publishes ? publishes.WhenAnsweredAsync() : ValueTask.CompletedTask;
 
     private async Task<byte[]> SendAsync(ClientConnection connection, ClientFrame frame)
     {
@@ -413,14 +442,14 @@ public sealed partial class ConnectionHandler
     private static byte[] ErrorFrame(ClientFrame frame, CommandError refusal) => ErrorFrame(frame.Id, refusal.Code, refusal.Message);
 
     /// <summary>An error frame, counted (broker.errors by code, broker.frames.sent).</summary>
-    private static byte[] ErrorFrame(byte[] id, string code, string message)
+    internal static byte[] ErrorFrame(byte[] id, string code, string message)
     {
         FrontendMetrics.Error(code);
         return FrameWriter.Error(id, code, message);
     }
 
     /// <summary>A reply frame, counted in broker.frames.sent.</summary>
-    private static byte[] Counted(SentFrame type, byte[] frame)
+    internal static byte[] Counted(SentFrame type, byte[] frame)
     {
         FrontendMetrics.FrameSent(type);
         return frame;

@@ -16,6 +16,8 @@ public sealed class BrokerOptions
     public const long DefaultOutboxBytes = 1024 * 1024;
     public const bool DefaultInlineSocketScheduling = true;
     public const int DefaultMaxRoomsPerConnection = 100;
+    public const int DefaultMaxPublishesInFlight = 32;
+    public const long DefaultMaxPublishBytesInFlight = 1024 * 1024;
     public const int DefaultRateLimitPerSecond = 500;
     public const int DefaultRateLimitBurst = 1000;
     public const int DefaultMaxNameLength = 200;
@@ -92,6 +94,25 @@ public sealed class BrokerOptions
 
     /// <summary>Rooms one connection may be in at once; a join beyond it gets too_large.</summary>
     public int MaxRoomsPerConnection { get; set; } = DefaultMaxRoomsPerConnection;
+
+    /// <summary>
+    /// Publishes of one connection taken on before the earlier ones are answered (pipelining):
+    /// the receive loop reads on while fewer are unanswered, and stops reading (the client's
+    /// frames wait in TCP) until one is answered. Each room gets one call in flight per
+    /// connection; what queues meanwhile goes in the next call, as one batch, so the order sent
+    /// is the order the room gives them, and a durable room commits the batch in one write.
+    /// Replies keep the order of the frames. Every other frame waits for the publishes before
+    /// it to be answered. 1: one frame at a time, as before pipelining (and front-ends then call only
+    /// <c>Publish</c>, which silos from before <c>PublishBatch</c> know).
+    /// </summary>
+    public int MaxPublishesInFlight { get; set; } = DefaultMaxPublishesInFlight;
+
+    /// <summary>
+    /// Bytes of data of one connection's unanswered publishes, the other bound of pipelining
+    /// (<see cref="MaxPublishesInFlight"/>): past it the receive loop waits. With none in flight
+    /// any one publish is taken, however large.
+    /// </summary>
+    public long MaxPublishBytesInFlight { get; set; } = DefaultMaxPublishBytesInFlight;
 
     /// <summary>Sustained frames per second one connection may send (token bucket); 0 turns the limit off.</summary>
     public int RateLimitPerSecond { get; set; } = DefaultRateLimitPerSecond;
@@ -251,6 +272,11 @@ public sealed class BrokerOptions
         if (MaxRoomsPerConnection < 1)
         {
             yield return "Broker:MaxRoomsPerConnection must be at least 1.";
+        }
+
+        if (MaxPublishesInFlight < 1 || MaxPublishBytesInFlight < 1)
+        {
+            yield return "Broker:MaxPublishesInFlight and MaxPublishBytesInFlight must be at least 1 (MaxPublishesInFlight 1: no pipelining).";
         }
 
         if (RateLimitPerSecond < 0 || (RateLimitPerSecond > 0 && RateLimitBurst < 1))

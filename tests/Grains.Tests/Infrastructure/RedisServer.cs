@@ -5,7 +5,10 @@ using StackExchange.Redis;
 
 namespace Broker.Grains.Tests.Infrastructure;
 
-/// <summary>A real redis-server on 127.0.0.1 (a free port in 20000-32000), started and stopped by the test.</summary>
+/// <summary>
+/// A real redis-server on 127.0.0.1 (a free port in 20000-32000), started and stopped by the test.
+/// Shared with tests/WsFrontend.Tests (linked), so it depends on nothing else of this project.
+/// </summary>
 public sealed class RedisServer : IAsyncDisposable
 {
     private readonly Process _process;
@@ -60,18 +63,20 @@ public sealed class RedisServer : IAsyncDisposable
     /// <summary>Lets a paused server go on (SIGCONT).</summary>
     public void Resume() => Signal("CONT");
 
-    /// <summary>How many times Redis has run EXEC (one per committed batch).</summary>
-    public async Task<long> ExecCountAsync()
+    /// <summary>How many batches the room store has committed: the scripts Redis ran (EVAL, EVALSHA) and any EXEC.</summary>
+    public async Task<long> CommitCountAsync()
     {
         var info = await Connection.GetServer(Endpoint).InfoAsync("commandstats");
-        var exec = info.SelectMany(g => g).FirstOrDefault(kv => kv.Key == "cmdstat_exec").Value;
-        if (exec is null)
+        var total = 0L;
+        foreach (var (key, value) in info.SelectMany(g => g))
         {
-            return 0;
+            if (key is "cmdstat_exec" or "cmdstat_eval" or "cmdstat_evalsha")
+            {
+                total += long.Parse(value.Split(',')[0].Split('=')[1], System.Globalization.CultureInfo.InvariantCulture);
+            }
         }
 
-        var calls = exec.Split(',')[0].Split('=')[1];
-        return long.Parse(calls, System.Globalization.CultureInfo.InvariantCulture);
+        return total;
     }
 
     public async ValueTask DisposeAsync()
@@ -96,7 +101,7 @@ public sealed class RedisServer : IAsyncDisposable
     {
         for (var attempt = 0; attempt < 1000; attempt++)
         {
-            var port = Random.Shared.Next(LowPortAllocator.MinPort, LowPortAllocator.MaxPort);
+            var port = Random.Shared.Next(20000, 32000);
             try
             {
                 using var listener = new TcpListener(IPAddress.Loopback, port);
