@@ -369,7 +369,11 @@ public sealed partial class FrontendWarmup : BackgroundService
                         var text = Encoding.UTF8.GetString(frame);
                         _joined.TrySetException(new InvalidOperationException("the broker answered the warm-up with " + text));
                         Volatile.Read(ref _enough)?.TrySetException(new InvalidOperationException("the broker answered the warm-up with " + text));
-                        _window.Release();
+                        if (frame.IndexOf("\"id\":0,"u8) < 0)
+                        {
+                            // A publish's answer (the join is id 0 and holds no place in the window).
+                            _window.Release();
+                        }
                     }
                 }
             }
