@@ -28,8 +28,8 @@ public sealed partial class MetricsTests(SharedClusterFixture fixture, ITestOutp
             var page = await s_http.GetStringAsync(new Uri(silo.Healthz, "/metrics"));
             Assert.Matches(OrleansSeries(), page);
             Assert.DoesNotContain("broker_connections", page, StringComparison.Ordinal);
-            rooms += Sum(page, "broker_rooms_active");
-            commits += Sum(page, "broker_room_commits_total");
+            rooms += MetricsPage.Sum(page, "broker_rooms_active");
+            commits += MetricsPage.Sum(page, "broker_room_commits_total");
         }
 
         output.WriteLine($"silos: broker_rooms_active {rooms}, broker_room_commits_total {commits}");
@@ -37,16 +37,12 @@ public sealed partial class MetricsTests(SharedClusterFixture fixture, ITestOutp
         Assert.True(commits >= 1, "no silo counts the commit in broker_room_commits_total");
 
         var frontendPage = await s_http.GetStringAsync(new Uri(frontend.Healthz, "/metrics"));
-        Assert.True(Sum(frontendPage, "broker_connections") >= 1, "the front-end does not count its connection");
-        Assert.True(Sum(frontendPage, "broker_deliveries_total") >= 1, "the front-end does not count the delivery");
+        Assert.True(MetricsPage.Sum(frontendPage, "broker_connections") >= 1, "the front-end does not count its connection");
+        Assert.True(MetricsPage.Sum(frontendPage, "broker_deliveries_total") >= 1, "the front-end does not count the delivery");
         Assert.Contains("broker_publish_duration_seconds_bucket", frontendPage, StringComparison.Ordinal);
         Assert.DoesNotContain("broker_rooms_active", frontendPage, StringComparison.Ordinal);
     });
 
-    /// <summary>The sum of every series of a metric (any labels).</summary>
-    private static double Sum(string page, string name) =>
-        Regex.Matches(page, "^" + Regex.Escape(name) + @"(\{[^}]*\})?\s+(\S+)", RegexOptions.Multiline)
-            .Sum(m => double.Parse(m.Groups[2].Value, NumberStyles.Float, CultureInfo.InvariantCulture));
 
     [GeneratedRegex(@"(?m)^orleans_\w+")]
     private static partial Regex OrleansSeries();

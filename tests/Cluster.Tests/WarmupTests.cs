@@ -31,8 +31,8 @@ public sealed class WarmupTests(ITestOutputHelper output)
 
             // Read at once: the counters of the moment the front-end first answered ready.
             var page = await s_http.GetStringAsync(new Uri(frontend.Healthz, "/metrics"));
-            var deliveries = Sum(page, "broker_deliveries_total");
-            var connections = Sum(page, "broker_connections");
+            var deliveries = MetricsPage.Sum(page, "broker_deliveries_total");
+            var connections = MetricsPage.Sum(page, "broker_connections");
             output.WriteLine($"at the first ready: {deliveries} deliveries, {connections} connections");
             if (enabled)
             {
@@ -48,12 +48,12 @@ public sealed class WarmupTests(ITestOutputHelper output)
 
             // The warm-up's loopback connections are gone (closed before ready, or just after).
             var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-            while (Sum(await s_http.GetStringAsync(new Uri(frontend.Healthz, "/metrics")), "broker_connections") > 0 && DateTime.UtcNow < deadline)
+            while (MetricsPage.Sum(await s_http.GetStringAsync(new Uri(frontend.Healthz, "/metrics")), "broker_connections") > 0 && DateTime.UtcNow < deadline)
             {
                 await Task.Delay(100);
             }
 
-            Assert.Equal(0, Sum(await s_http.GetStringAsync(new Uri(frontend.Healthz, "/metrics")), "broker_connections"));
+            Assert.Equal(0, MetricsPage.Sum(await s_http.GetStringAsync(new Uri(frontend.Healthz, "/metrics")), "broker_connections"));
         });
     }
 
@@ -74,7 +74,4 @@ public sealed class WarmupTests(ITestOutputHelper output)
         });
     }
 
-    private static double Sum(string page, string name) =>
-        Regex.Matches(page, "^" + Regex.Escape(name) + @"(\{[^}]*\})?\s+(\S+)", RegexOptions.Multiline)
-            .Sum(m => double.Parse(m.Groups[2].Value, NumberStyles.Float, CultureInfo.InvariantCulture));
 }
