@@ -207,6 +207,50 @@ public sealed class PublishPipelineTests(PipelineFixture fixture) : IClassFixtur
     }
 
     /// <summary>
+    /// Bad frames among pipelined publishes (a publish without a room, a frame that is not JSON,
+    /// an unknown type): each gets its error in its place, the publishes around them are acked
+    /// in order with consecutive seqs, and the connection stays open.
+    /// </summary>
+    [Fact]
+    public async Task Pipeline_BadFramesInTheMiddle_ErrorsInTheirPlaceAndTheConnectionGoesOn()
+    {
+        var server = fixture.Server("memory");
+        var room = BrokerFixture.UniqueRoom("pipe-bad");
+        await using var publisher = await server.ConnectAsync("/chat?user=pipe-bad");
+        await publisher.JoinAsync(room);
+
+        for (var n = 0; n < 30; n++)
+        {
+            switch (n)
+            {
+                case 10:
+                    await publisher.SendAsync(new { type = "publish", id = n, data = n });
+                    break;
+                case 20:
+                    await publisher.SendAsync(new { type = "nonsense", id = n });
+                    break;
+                default:
+                    await publisher.SendAsync(new { type = "publish", id = n, room, data = n });
+                    break;
+            }
+        }
+
+        await publisher.SendTextAsync("{not json");
+        await publisher.SendAsync(new { type = "publish", id = 30, room, data = 30 });
+
+        var got = await publisher.CollectAsync(f => f.Any(x => x.TryGetProperty("id", out var id) && id.ValueKind == JsonValueKind.Number && id.GetInt32() == 30), Timeout, "publisher");
+        var replies = got.Where(f => Frame.Is(f, "ack") || Frame.Is(f, "error")).ToList();
+        Assert.Equal(32, replies.Count);
+        Assert.Equal("bad_request", Frame.Code(replies[10]));
+        Assert.Equal("unknown_type", Frame.Code(replies[20]));
+        Assert.Equal("bad_request", Frame.Code(replies[30]));
+        var acks = replies.Where(r => Frame.Is(r, "ack")).ToList();
+        Assert.Equal(Enumerable.Range(0, 31).Where(n => n is not 10 and not 20), acks.Select(a => a.GetProperty("id").GetInt32()));
+        Assert.Equal(Enumerable.Range(1, 29).Select(i => (long)i), acks.Select(a => a.GetProperty("seq").GetInt64()));
+        Assert.False(publisher.Closed.IsCompleted);
+    }
+
+    /// <summary>
     /// With Redis frozen the room cannot commit: the first publish's call waits, the next ones
     /// queue behind it in the pipeline, and once MaxPublishesInFlight are unanswered the
     /// connection is not read any more. Once Redis answers, everything is acked in order.
