@@ -16,6 +16,16 @@ public interface IFrontendObserver : IGrainObserver
     [Alias("DeliverRoom")]
     Task DeliverRoom(RoomDelivery delivery);
 
+    /// <summary>
+    /// Events of several rooms, each in its room's order: what the rooms of one silo had for
+    /// this front-end while its previous call was in flight, in one call (docs/design.md,
+    /// "One call per front-end"). At most one delivery of a room per call, and never two calls
+    /// concurrently for one room. Added in issue 18: a silo sends it only to front-ends that
+    /// have it (docs/operations.md, "Rolling upgrades").
+    /// </summary>
+    [Alias("DeliverRooms")]
+    Task DeliverRooms(ImmutableArray<RoomDelivery> deliveries);
+
     /// <summary>Direct messages for one user's local connections, in the sender's order.</summary>
     [Alias("DeliverDirect")]
     Task DeliverDirect(DirectDelivery delivery);

@@ -12,7 +12,8 @@ namespace Broker.Grains;
 /// </summary>
 internal sealed class FrontendQueue<T>
 {
-    private readonly Func<IFrontendObserver, ImmutableArray<T>, Task> _send;
+    private readonly Func<string, IFrontendObserver, ImmutableArray<T>, Task> _send;
+    private readonly TimeSpan _timeout;
     private readonly Action<FrontendQueue<T>, Exception> _onFailure;
     private readonly Action<FrontendQueue<T>> _onIdle;
     private readonly Action<FrontendQueue<T>, Exception> _onRetry;
@@ -23,12 +24,14 @@ internal sealed class FrontendQueue<T>
     public FrontendQueue(
         string frontendId,
         IFrontendObserver observer,
-        Func<IFrontendObserver, ImmutableArray<T>, Task> send,
+        Func<string, IFrontendObserver, ImmutableArray<T>, Task> send,
         Action<FrontendQueue<T>, Exception> onFailure,
         Action<FrontendQueue<T>> onIdle,
         Action<FrontendQueue<T>, Exception> onRetry,
-        bool redeliver)
+        bool redeliver,
+        TimeSpan timeout)
     {
+        _timeout = timeout;
         FrontendId = frontendId;
         Observer = observer;
         _send = send;
@@ -38,7 +41,8 @@ internal sealed class FrontendQueue<T>
         _redeliver = redeliver;
     }
 
-    /// <summary>A delivery not answered in this time is given up on (and resent when redelivering).</summary>
+    /// <summary>A delivery call not answered in this time is given up on (and resent when redelivering).
+    /// A queue whose sends wait behind another call first (<see cref="FrontendLanes"/>) waits longer.</summary>
     public static TimeSpan DeliveryTimeout { get; } = TimeSpan.FromSeconds(3);
 
     /// <summary>Pause before resending a batch that failed.</summary>
@@ -96,7 +100,7 @@ internal sealed class FrontendQueue<T>
                 _pending.Clear();
                 try
                 {
-                    await _send(Observer, batch).WaitAsync(DeliveryTimeout);
+                    await _send(FrontendId, Observer, batch).WaitAsync(_timeout);
                     batch = ImmutableArray<T>.Empty;
                 }
                 catch (Exception ex)

@@ -11,19 +11,22 @@ namespace Broker.Grains;
 internal sealed class FrontendQueueSet<T>
 {
     private readonly Dictionary<string, FrontendQueue<T>> _queues = new(StringComparer.Ordinal);
-    private readonly Func<IFrontendObserver, ImmutableArray<T>, Task> _send;
+    private readonly Func<string, IFrontendObserver, ImmutableArray<T>, Task> _send;
+    private readonly TimeSpan _timeout;
     private readonly Action<string, Exception> _onFailure;
     private readonly Action<string, Exception> _onRetry;
     private readonly bool _redeliver;
     private readonly Action? _onDrained;
 
-    /// <param name="send">Sends one batch to a front-end.</param>
+    /// <param name="send">Sends one batch to a front-end (its id, its observer).</param>
     /// <param name="onFailure">A front-end fell too far behind: its queue is already gone; the owner drops its members.</param>
     /// <param name="onRetry">A batch failed and is resent (or, without redelivery, dropped).</param>
     /// <param name="redeliver">Whether a failed batch is resent: only for items the front-end can recognise twice.</param>
     /// <param name="onDrained">The last queue went away (no members on any front-end, nothing in flight), whichever way it went.</param>
-    public FrontendQueueSet(Func<IFrontendObserver, ImmutableArray<T>, Task> send, Action<string, Exception> onFailure, Action<string, Exception> onRetry, bool redeliver, Action? onDrained = null)
+    /// <param name="timeout">How long a send may take before it counts as failed; <see cref="FrontendQueue{T}.DeliveryTimeout"/> when null.</param>
+    public FrontendQueueSet(Func<string, IFrontendObserver, ImmutableArray<T>, Task> send, Action<string, Exception> onFailure, Action<string, Exception> onRetry, bool redeliver, Action? onDrained = null, TimeSpan? timeout = null)
     {
+        _timeout = timeout ?? FrontendQueue<T>.DeliveryTimeout;
         _onDrained = onDrained;
         _send = send;
         _onFailure = onFailure;
@@ -42,7 +45,7 @@ internal sealed class FrontendQueueSet<T>
     {
         if (!_queues.TryGetValue(frontendId, out var queue))
         {
-            queue = new FrontendQueue<T>(frontendId, observer, _send, OnFailure, OnIdle, (q, ex) => _onRetry(q.FrontendId, ex), _redeliver);
+            queue = new FrontendQueue<T>(frontendId, observer, _send, OnFailure, OnIdle, (q, ex) => _onRetry(q.FrontendId, ex), _redeliver, _timeout);
             _queues[frontendId] = queue;
         }
 

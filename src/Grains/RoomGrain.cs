@@ -51,6 +51,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
     private readonly RecentlyGone _left = new();
     private readonly IRoomStore _store;
     private readonly IActivationGate _gate;
+    private readonly FrontendLanes _lanes;
     private readonly List<StoredMessage> _uncommitted = [];
     private readonly List<(long Seq, TaskCompletionSource Done)> _waiting = [];
     private readonly CommitTraces _traces = new();
@@ -83,13 +84,14 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
     /// <summary>Counted in broker.rooms.active (a refused or failed activation is not).</summary>
     private bool _counted;
 
-    public RoomGrain(ILogger<RoomGrain> logger, TimeProvider time, IRoomStore store, IActivationGate gate)
+    public RoomGrain(ILogger<RoomGrain> logger, TimeProvider time, IRoomStore store, IActivationGate gate, FrontendLanes lanes)
     {
         _logger = logger;
         _time = time;
         _store = store;
         _gate = gate;
-        _frontends = new FrontendQueueSet<RoomEvent>(SendAsync, OnFrontendFailed, OnDeliveryRetried, redeliver: true, onDrained: LetGoIfEmpty);
+        _lanes = lanes;
+        _frontends = new FrontendQueueSet<RoomEvent>(SendAsync, OnFrontendFailed, OnDeliveryRetried, redeliver: true, onDrained: LetGoIfEmpty, timeout: lanes.RoomTimeout);
     }
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
@@ -683,11 +685,11 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         }
     }
 
-    private Task SendAsync(IFrontendObserver observer, ImmutableArray<RoomEvent> events)
+    private Task SendAsync(string frontendId, IFrontendObserver observer, ImmutableArray<RoomEvent> events)
     {
         BrokerActivity.DetachDelivery();
         SiloMetrics.FanoutCall();
-        return observer.DeliverRoom(new RoomDelivery(_namespace, _room, _epoch, events, _activation));
+        return _lanes.Send(frontendId, observer, new RoomDelivery(_namespace, _room, _epoch, events, _activation));
     }
 
     private void OnFrontendFailed(string frontendId, Exception exception)

@@ -238,7 +238,7 @@ public sealed partial class UserGrain : Grain, IUserGrain
         }
     }
 
-    private Task SendAsync(IFrontendObserver observer, ImmutableArray<DirectMessage> messages) =>
+    private Task SendAsync(string frontendId, IFrontendObserver observer, ImmutableArray<DirectMessage> messages) =>
         observer.DeliverDirect(new DirectDelivery(_namespace, _user, messages));
 
     private void OnDeliveryFailed(string frontendId, Exception exception) =>

@@ -41,7 +41,7 @@ builder.UseOrleans(silo =>
         silo.UseBrokerRedisClustering(cluster, advertise, options.SiloPort, options.GatewayPort);
     }
 
-    silo.AddBrokerGrains(options.Memory);
+    silo.AddBrokerGrains(options.Memory, options.CoalesceDeliveries);
     silo.AddBrokerStreams(options.Streams, options.Redis);
     if (options.DashboardPort is not null)
     {

@@ -53,6 +53,14 @@ public sealed class SiloHostOptions
     /// <summary>Redis for the room store when it is not the membership Redis.</summary>
     public string? StoreRedis { get; set; }
 
+    /// <summary>
+    /// Whether room deliveries bound for one front-end share calls when they are due together
+    /// (docs/design.md, "One call per front-end"). Default on; off sends each room's delivery in
+    /// a call of its own, as versions before it did. Front-ends of those versions are detected
+    /// and sent single deliveries either way (docs/operations.md, "Rolling upgrades").
+    /// </summary>
+    public bool CoalesceDeliveries { get; set; } = true;
+
     /// <summary>Bounds on the memory activations take ("Silo:Memory:*"): shedding, refusing new activations, gateway load shedding.</summary>
     public SiloMemoryOptions Memory { get; set; } = new();
 

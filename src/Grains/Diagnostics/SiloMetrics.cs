@@ -21,7 +21,8 @@ public static class SiloMetrics
     private static long s_streamOutboxItems;
 
     private static readonly Counter<long> Commits = Meter.CreateCounter<long>("broker.room.commits", "{message}", "Messages committed by rooms on this silo.");
-    private static readonly Counter<long> Fanout = Meter.CreateCounter<long>("broker.room.fanout", "{call}", "Delivery calls from rooms on this silo to front-ends.");
+    private static readonly Counter<long> Fanout = Meter.CreateCounter<long>("broker.room.fanout", "{delivery}", "Deliveries from rooms on this silo to front-ends (a room's events for one front-end); several rooms' may share a call.");
+    private static readonly Counter<long> FrontendCalls = Meter.CreateCounter<long>("broker.frontend.calls", "{call}", "Calls from this silo to front-ends carrying room deliveries (one or more rooms' each).");
     private static readonly Histogram<double> CommitDuration = Meter.CreateHistogram(
         "broker.room.commit.duration",
         "s",
@@ -75,6 +76,9 @@ public static class SiloMetrics
 
     /// <summary>One delivery call from a room to a front-end.</summary>
     public static void FanoutCall() => Fanout.Add(1);
+
+    /// <summary>One call to a front-end left this silo with room deliveries (FrontendLanes).</summary>
+    public static void FrontendCall() => FrontendCalls.Add(1);
 
     /// <summary>Items produced to room streams, by kind: one call per produced batch and kind.</summary>
     public static void StreamItemsProduced(int messages, int joined, int left)

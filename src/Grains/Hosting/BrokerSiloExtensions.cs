@@ -19,12 +19,15 @@ public static class BrokerSiloExtensions
     /// <summary>
     /// What every silo of the broker needs, whatever process hosts it, including the bounds on
     /// the memory its activations take (<see cref="SiloMemoryOptions"/>; defaults when null).
+    /// <paramref name="coalesceDeliveries"/> false sends every room delivery in a call of its own
+    /// (<see cref="FrontendLanes"/>; Silo:CoalesceDeliveries).
     /// </summary>
-    public static ISiloBuilder AddBrokerGrains(this ISiloBuilder silo, SiloMemoryOptions? memory = null)
+    public static ISiloBuilder AddBrokerGrains(this ISiloBuilder silo, SiloMemoryOptions? memory = null, bool coalesceDeliveries = true)
     {
         memory ??= new SiloMemoryOptions();
         Diagnostics.SiloMetrics.EnsureCreated();
         silo.Services.TryAddSingleton(TimeProvider.System);
+        silo.Services.TryAddSingleton(sp => new FrontendLanes(coalesceDeliveries, logger: sp.GetService<Microsoft.Extensions.Logging.ILogger<FrontendLanes>>()));
         // Epochs of rooms that went holding nothing, for their next activation (memory store only).
         silo.Services.TryAddSingleton(sp => new EpochTombstones(sp.GetRequiredService<TimeProvider>()));
         silo.Services.TryAddSingleton<IRoomStore, MemoryRoomStore>();

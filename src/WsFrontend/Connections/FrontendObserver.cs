@@ -69,6 +69,15 @@ public sealed partial class FrontendObserver : IFrontendObserver
         }
     }
 
+    /// <summary>Several rooms' deliveries from one silo, one after the other: each room's events stay in its order.</summary>
+    public async Task DeliverRooms(ImmutableArray<RoomDelivery> deliveries)
+    {
+        foreach (var delivery in deliveries)
+        {
+            await DeliverRoom(delivery);
+        }
+    }
+
     public Task<ImmutableArray<RoomMemberRef>> GetRoomMembers(string ns, string room) =>
         Task.FromResult(_rooms.Get(GrainKeys.Of(ns, room)).Select(m => new RoomMemberRef(m.Connection.Id, m.Connection.User)).ToImmutableArray());
 

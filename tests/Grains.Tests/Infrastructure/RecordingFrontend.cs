@@ -16,6 +16,7 @@ public sealed class RecordingFrontend : IFrontendObserver
     private readonly object _gate = new();
     private readonly List<RoomDelivery> _roomDeliveries = [];
     private readonly List<DirectDelivery> _directDeliveries = [];
+    private readonly List<string[]> _sharedCalls = [];
     private readonly List<(Func<RecordingFrontend, bool> Condition, TaskCompletionSource Done)> _waiters = [];
 
     public RecordingFrontend(string id) => Id = id;
@@ -76,10 +77,33 @@ public sealed class RecordingFrontend : IFrontendObserver
         return OnDeliverRoom?.Invoke(delivery) ?? Task.CompletedTask;
     }
 
+    /// <summary>Shared calls (several rooms' deliveries from one silo): each recorded as a delivery of its own, in order.</summary>
+    public async Task DeliverRooms(ImmutableArray<RoomDelivery> deliveries)
+    {
+        lock (_gate)
+        {
+            _sharedCalls.Add([.. deliveries.Select(d => GrainKeys.Of(d.Namespace, d.Room))]);
+        }
+
+        foreach (var delivery in deliveries)
+        {
+            await DeliverRoom(delivery);
+        }
+    }
+
     public Task DeliverDirect(DirectDelivery delivery)
     {
         Record(() => _directDeliveries.Add(delivery));
         return OnDeliverDirect?.Invoke(delivery) ?? Task.CompletedTask;
+    }
+
+    /// <summary>The rooms of each DeliverRooms call, in call order.</summary>
+    public IReadOnlyList<string[]> SharedCalls()
+    {
+        lock (_gate)
+        {
+            return [.. _sharedCalls];
+        }
     }
 
     public IReadOnlyList<RoomDelivery> RoomDeliveries(string roomKey)

@@ -75,6 +75,7 @@ public sealed class MetricsTests
             Assert.Equal(messages, Delta(before, after, "broker_room_commit_duration_seconds_count", ("store", "memory")));
             Assert.True(after.Sum("broker_rooms_active") >= 1, "broker_rooms_active should count the room.\n" + after.Text);
             Assert.True(Delta(before, after, "broker_room_fanout_total") >= 1);
+            Assert.True(Delta(before, after, "broker_frontend_calls_total") >= 1, "broker_frontend_calls_total should count the calls that carried the deliveries.\n" + after.Text);
 
             // And the platform's meters: Orleans', Kestrel's, the runtime's.
             Assert.True(after.Has("orleans_app_requests_latency_milliseconds_count"), "no Orleans metric on the page");
