@@ -11,7 +11,8 @@
 #      clients see right after a deploy or a failover), conns (RSS of fresh processes), an
 #      unrecorded warm-up fanout, then fanout
 #      (10 rooms × 100 members, --rate publishes/s: 50k deliveries/s), saturate (the same at twice
-#      the rate: 100k deliveries/s offered, the box saturates), bigrooms (2 rooms × 1,000 members,
+#      the rate: 100k deliveries/s offered, the box saturates), smallrooms (200 rooms × 10 members,
+#      200 publishers, ten times the rate: 50k deliveries/s from ten times the publishes), bigrooms (2 rooms × 1,000 members,
 #      rate/10 publishes/s: 50k deliveries/s), echo, crossnode, with --pids of every server
 #      process (Redis included)
 #   4. stops ours
@@ -32,7 +33,7 @@
 #                     a cold server (JIT, first grain activations) builds a backlog that a 3 s
 #                     warm-up does not absorb
 #   --only ours|baseline   run one side only (the table then shows one column)
-#   --workloads LIST  comma-separated subset of cold,conns,fanout,saturate,bigrooms,echo,crossnode (default all)
+#   --workloads LIST  comma-separated subset of cold,conns,fanout,saturate,smallrooms,bigrooms,echo,crossnode (default all)
 #   --cold-duration S measured seconds of cold (default 20: the "first 20 s after ready")
 #   --out DIR         results directory (default .bench/compare-DATE)
 #   --no-build        use the Release binaries as they are (scripts/trace-cost.sh builds once)
@@ -56,7 +57,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 duration=20 warmup=3 rate=500 payload=100 conns=15000 conns_rate=2000 hold=10 prewarm=10
-metrics=on stream=off ours_env="" only="" no_build="" workloads="cold,conns,fanout,saturate,bigrooms,echo,crossnode" cold_duration=20 out="" ours_args="--Broker:RateLimitPerSecond=0 --Broker:MaxConnectionsPerIp=0"
+metrics=on stream=off ours_env="" only="" no_build="" workloads="cold,conns,fanout,saturate,smallrooms,bigrooms,echo,crossnode" cold_duration=20 out="" ours_args="--Broker:RateLimitPerSecond=0 --Broker:MaxConnectionsPerIp=0"
 while (($#)); do
   case "$1" in
     --duration) duration=$2; shift 2 ;;
@@ -76,7 +77,7 @@ while (($#)); do
     --ours-env) ours_env=$2; shift 2 ;;
     --metrics) metrics=$2; shift 2 ;;
     --stream) stream=$2; shift 2 ;;
-    -h | --help) sed -n '2,53p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,54p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -199,7 +200,7 @@ run_workloads() { # side url1 url2 pids
   has cold && tool_env="DOTNET_TieredCompilation=0" run cold fanout --url "$u1" --url "$u2" --rooms 10 --members 100 --publishers 10 --rate "$rate" --payload "$payload" \
     --duration "$cold_duration" --warmup 0
   has conns && run conns conns --url "$u1" --count "$conns" --rate "$conns_rate" --hold "$hold" --source-ips 127.0.0.2,127.0.0.3
-  if ((prewarm > 0)) && { has fanout || has saturate || has bigrooms || has echo || has crossnode; }; then
+  if ((prewarm > 0)) && { has fanout || has saturate || has smallrooms || has bigrooms || has echo || has crossnode; }; then
     log "$side: unrecorded warm-up fanout, $prewarm s"
     "${bench[@]}" fanout --url "$u1" --url "$u2" --rooms 10 --members 100 --publishers 10 --rate "$rate" --payload "$payload" \
       --duration "$prewarm" --warmup 0 --pids "$pids" -q >"$dir/prewarm.md" 2>&1 || echo "$side warm-up fanout failed (see $dir/prewarm.md)" >&2
@@ -208,6 +209,8 @@ run_workloads() { # side url1 url2 pids
   has fanout && run fanout fanout --url "$u1" --url "$u2" --rooms 10 --members 100 --publishers 10 --rate "$rate" --payload "$payload" \
     --duration "$duration" --warmup "$warmup"
   has saturate && run saturate fanout --url "$u1" --url "$u2" --rooms 10 --members 100 --publishers 10 --rate $((rate * 2)) \
+    --payload "$payload" --duration "$duration" --warmup "$warmup"
+  has smallrooms && run smallrooms fanout --url "$u1" --url "$u2" --rooms 200 --members 10 --publishers 200 --rate $((rate * 10)) \
     --payload "$payload" --duration "$duration" --warmup "$warmup"
   has bigrooms && run bigrooms fanout --url "$u1" --url "$u2" --rooms 2 --members 1000 --publishers 2 --rate $((rate / 10)) \
     --payload "$payload" --duration "$duration" --warmup "$warmup"

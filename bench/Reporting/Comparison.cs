@@ -10,7 +10,7 @@ public sealed record ComparisonRow(string Workload, string Figure, double? Ours,
 
 /// <summary>
 /// Reads the JSON results of the same workloads run against two servers (fanout.json,
-/// saturate.json, bigrooms.json, cold.json, echo.json, conns.json, crossnode.json in each directory) and lines them up with ratios ours/baseline.
+/// saturate.json, smallrooms.json, bigrooms.json, cold.json, echo.json, conns.json, crossnode.json in each directory) and lines them up with ratios ours/baseline.
 /// </summary>
 public static class Comparison
 {
@@ -57,11 +57,13 @@ public static class Comparison
         }
 
         // fanout: the main workload; saturate: the same offered at twice the rate (the box
-        // saturates); bigrooms: 2 rooms × 1,000 members.
+        // saturates); smallrooms: 200 rooms × 10 members, ten times the publishes for the same
+        // deliveries; bigrooms: 2 rooms × 1,000 members.
         // cold: fanout from the first second after the servers answer their health checks.
         Add<FanoutResult>("cold.json", FanoutFigures);
         Add<FanoutResult>("fanout.json", FanoutFigures);
         Add<FanoutResult>("saturate.json", FanoutFigures);
+        Add<FanoutResult>("smallrooms.json", FanoutFigures);
         Add<FanoutResult>("bigrooms.json", FanoutFigures);
         Add<EchoResult>("echo.json", f =>
         {
