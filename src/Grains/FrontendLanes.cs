@@ -235,9 +235,11 @@ public sealed partial class FrontendLanes
             }
             catch (Exception ex) when (ex is not TimeoutException)
             {
-                // A front-end of an older version does not know DeliverRooms; if every one of
-                // these deliveries goes through alone, that is what happened.
-                if (await SendEachAsync(observer, batch).ConfigureAwait(false) && !SingleOnly)
+                // One room's delivery failing fails the call: each goes again alone, so the
+                // others are not held up by it. And a front-end of an older version does not
+                // know DeliverRooms (its client cannot load the call's type): if that is the
+                // error and every delivery then goes through alone, it gets single calls only.
+                if (await SendEachAsync(observer, batch).ConfigureAwait(false) && IsUnknownCall(ex) && !SingleOnly)
                 {
                     SingleOnly = true;
                     LogSingleOnly(_owner._logger, _frontendId, ex.GetType().Name);
@@ -256,6 +258,10 @@ public sealed partial class FrontendLanes
                 entry.Done.TrySetResult();
             }
         }
+
+        /// <summary>What a front-end's Orleans client answers to a call its version does not have.</summary>
+        private static bool IsUnknownCall(Exception ex) =>
+            ex is TypeLoadException or MissingMethodException or NotImplementedException or Orleans.Serialization.CodecNotFoundException;
 
         /// <summary>One call per delivery, concurrently (they are of different rooms); true when all went through.</summary>
         private async Task<bool> SendEachAsync(IFrontendObserver observer, List<Entry> batch)

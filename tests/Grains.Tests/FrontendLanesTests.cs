@@ -65,6 +65,25 @@ public sealed class FrontendLanesTests(OneSiloClusterFixture fixture) : GrainTes
     }
 
     [Fact]
+    public async Task Send_SharedCallFailsForAnotherReason_EachGoesAgainAlone_TheLaneKeepsSharing()
+    {
+        var lanes = new FrontendLanes();
+        var frontend = new ScriptedFrontend { KnowsDeliverRooms = false, SharedCallError = new InvalidOperationException("one room's delivery failed") };
+        var held = frontend.HoldNextCall();
+
+        var first = lanes.Send("fe", frontend, Delivery("r0"));
+        await frontend.CallStarted(1).WaitAsync(s_wait);
+        var queued = Enumerable.Range(1, 2).Select(i => lanes.Send("fe", frontend, Delivery($"r{i}"))).ToList();
+        held.SetResult();
+        await Task.WhenAll(queued.Append(first)).WaitAsync(s_wait);
+
+        // Not taken for an older front-end: the error was not that the call is unknown.
+        Assert.False(lanes.IsSingleOnly("fe"));
+        Assert.Equal(["single r0", "refused r1,r2"], frontend.Calls().Take(2));
+        Assert.Equal(["single r1", "single r2"], frontend.Calls().Skip(2).Order());
+    }
+
+    [Fact]
     public async Task Send_CallFails_OnlyItsDeliveriesFail_TheNextCallGoes()
     {
         var lanes = new FrontendLanes();
@@ -192,8 +211,11 @@ public sealed class FrontendLanesTests(OneSiloClusterFixture fixture) : GrainTes
         private readonly List<(int Count, TaskCompletionSource Done)> _waiters = [];
         private TaskCompletionSource? _hold;
 
-        /// <summary>False: DeliverRooms fails as on a front-end of a version before it.</summary>
+        /// <summary>False: DeliverRooms fails, by default as on a front-end of a version before it.</summary>
         public bool KnowsDeliverRooms { get; init; } = true;
+
+        /// <summary>What a failing DeliverRooms throws instead (e.g. one room's delivery failed).</summary>
+        public Exception? SharedCallError { get; init; }
 
         public TaskCompletionSource HoldNextCall()
         {
@@ -237,7 +259,7 @@ public sealed class FrontendLanesTests(OneSiloClusterFixture fixture) : GrainTes
             var rooms = string.Join(',', deliveries.Select(d => d.Room));
             return KnowsDeliverRooms
                 ? Called($"shared {rooms}")
-                : Called($"refused {rooms}", new NotSupportedException("DeliverRooms is unknown here"));
+                : Called($"refused {rooms}", SharedCallError ?? new TypeLoadException("DeliverRooms is unknown here (what a front-end from before it answers)"));
         }
 
         public Task DeliverDirect(DirectDelivery delivery) => Task.CompletedTask;
