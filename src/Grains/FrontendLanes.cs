@@ -57,9 +57,6 @@ public sealed partial class FrontendLanes
     /// </summary>
     public TimeSpan RoomTimeout => Enabled ? (2 * Timeout) + TimeSpan.FromSeconds(1) : Timeout;
 
-    /// <summary>Lanes that exist now (front-ends delivered to in the last minutes).</summary>
-    public int LaneCount => _lanes.Count;
-
     /// <summary>Deliveries waiting for the front-end's call in flight (tests).</summary>
     internal int PendingFor(string frontendId) => _lanes.TryGetValue(frontendId, out var lane) ? lane.Pending : 0;
 
