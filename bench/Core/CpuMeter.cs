@@ -2,14 +2,17 @@ using System.Diagnostics;
 
 namespace Broker.Bench.Core;
 
-/// <summary>One reading of the CPU times of the server processes and of this tool.</summary>
-public sealed record CpuSample(long Timestamp, CpuTimes?[] Servers, CpuTimes Tool);
+/// <summary>One reading of the CPU times of the server processes, of this tool and of the whole machine.</summary>
+public sealed record CpuSample(long Timestamp, CpuTimes?[] Servers, CpuTimes Tool, double? MachineBusySeconds = null);
 
 /// <summary>Reads the CPU times of the given server PIDs and of this process over an interval.</summary>
 public sealed class CpuMeter
 {
     /// <summary>Above this fraction of one core the tool itself is probably the bottleneck.</summary>
     public const double ToolBottleneckCores = 0.8;
+
+    /// <summary>Above this many cores used by other processes the run did not have the machine to itself.</summary>
+    public const double OtherLoadCores = 0.2;
 
     private readonly int[] _pids;
     private readonly string[] _names;
@@ -23,7 +26,7 @@ public sealed class CpuMeter
     public IReadOnlyList<int> Pids => _pids;
 
     public CpuSample Sample() =>
-        new(Stopwatch.GetTimestamp(), [.. _pids.Select(p => ProcFs.ReadCpu(p.ToString(System.Globalization.CultureInfo.InvariantCulture)))], ProcFs.ReadCpu("self") ?? default);
+        new(Stopwatch.GetTimestamp(), [.. _pids.Select(p => ProcFs.ReadCpu(p.ToString(System.Globalization.CultureInfo.InvariantCulture)))], ProcFs.ReadCpu("self") ?? default, ProcFs.ReadMachineBusySeconds());
 
     public long?[] ReadRss() => [.. _pids.Select(ProcFs.ReadRssKb)];
 
@@ -47,10 +50,18 @@ public sealed class CpuMeter
         var serverUser = servers.Sum(s => s.UserSeconds);
         var toolCpu = to.Tool.Total - from.Tool.Total;
         var toolCores = wall > 0 ? toolCpu / wall : 0;
+
+        // Whatever else ran meanwhile (other processes, the kernel's own threads) shared the cores.
+        double? otherCores = from.MachineBusySeconds is { } m0 && to.MachineBusySeconds is { } m1 && wall > 0
+            ? Round(Math.Max(0, (m1 - m0 - serverCpu - toolCpu) / wall))
+            : null;
         return new CpuReport(
             Round(wall), Round(serverCpu), Round(serverUser), Round(wall > 0 ? serverCpu / wall : 0),
             Round(toolCpu), Round(to.Tool.UserSeconds - from.Tool.UserSeconds), Round(toolCores),
-            toolCores > ToolBottleneckCores, servers);
+            toolCores > ToolBottleneckCores, servers)
+        {
+            OtherCores = otherCores,
+        };
     }
 
     /// <summary>Cores used by the servers and by the tool between two samples (for the progress line).</summary>
@@ -91,10 +102,26 @@ public sealed record CpuReport(
     bool ToolIsBottleneck,
     IReadOnlyList<ServerProcess> Servers)
 {
-    /// <summary>The warning printed when the tool used more than ~80% of a core.</summary>
-    public string? Warning => ToolIsBottleneck
-        ? $"WARNING: the load tool itself used {ToolCores:0.00} cores (> {CpuMeter.ToolBottleneckCores:0.0}); it may be the bottleneck, so throughput and latency figures understate the server."
-        : null;
+    /// <summary>
+    /// Cores used by everything but the servers and this tool during the interval (the machine's
+    /// busy time from /proc/stat minus both); null where /proc/stat cannot be read.
+    /// </summary>
+    public double? OtherCores { get; init; }
+
+    /// <summary>The warnings printed when the tool used more than ~80% of a core, or other processes more than 0.2 cores.</summary>
+    public string? Warning
+    {
+        get
+        {
+            var tool = ToolIsBottleneck
+                ? $"WARNING: the load tool itself used {ToolCores:0.00} cores (> {CpuMeter.ToolBottleneckCores:0.0}); it may be the bottleneck, so throughput and latency figures understate the server."
+                : null;
+            var other = OtherCores > CpuMeter.OtherLoadCores
+                ? $"WARNING: other processes used {OtherCores:0.00} cores during the run (> {CpuMeter.OtherLoadCores:0.0}): the servers and the tool did not have the machine to themselves."
+                : null;
+            return tool is null ? other : other is null ? tool : tool + "\n" + other;
+        }
+    }
 
     /// <summary>events per server CPU-second; 0 when no server PID was given.</summary>
     public double PerServerCpuSecond(double events) => ServerCpuSeconds > 0 ? Math.Round(events / ServerCpuSeconds, 1) : 0;

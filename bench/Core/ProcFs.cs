@@ -28,6 +28,33 @@ public static class ProcFs
         return new CpuTimes(utime / ClockTicksPerSecond, stime / ClockTicksPerSecond);
     }
 
+    /// <summary>
+    /// Busy CPU-seconds of the whole machine, every core (user, nice, system, irq, softirq, steal
+    /// from the first line of /proc/stat; idle and iowait left out); null when unreadable.
+    /// </summary>
+    public static double? ReadMachineBusySeconds()
+    {
+        string line;
+        try
+        {
+            using var reader = new StreamReader("/proc/stat");
+            line = reader.ReadLine() ?? string.Empty;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+
+        var fields = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        if (fields.Length < 8 || fields[0] != "cpu")
+        {
+            return null;
+        }
+
+        long Field(int i) => i < fields.Length ? long.Parse(fields[i], CultureInfo.InvariantCulture) : 0;
+        return (Field(1) + Field(2) + Field(3) + Field(6) + Field(7) + Field(8)) / ClockTicksPerSecond;
+    }
+
     /// <summary>VmRSS from /proc/PID/status in KiB; null when the process is gone.</summary>
     public static long? ReadRssKb(int pid)
     {

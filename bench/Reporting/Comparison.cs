@@ -32,10 +32,12 @@ public static class Comparison
             var workload = Path.GetFileNameWithoutExtension(file);
             figures((figure, get, better) =>
             {
-                double? a = ours is null ? null : get(ours);
-                double? b = baseline is null ? null : get(baseline);
-                // A ratio of two near-zero differences (e.g. the added cross-node latency) means nothing.
-                double? ratio = a is { } x && b is { } y && y != 0 && better != "0" && !figure.StartsWith("added", StringComparison.Ordinal) ? Math.Round(x / y, 3) : null;
+                // NaN: not measured in that run (e.g. other processes' cores in a result from before it existed).
+                double? a = ours is null || double.IsNaN(get(ours)) ? null : get(ours);
+                double? b = baseline is null || double.IsNaN(get(baseline)) ? null : get(baseline);
+                // A ratio of two near-zero figures (the added cross-node latency, other processes' cores) means nothing.
+                double? ratio = a is { } x && b is { } y && y != 0 && better != "0"
+                    && !figure.StartsWith("added", StringComparison.Ordinal) && !figure.StartsWith("other", StringComparison.Ordinal) ? Math.Round(x / y, 3) : null;
                 rows.Add(new ComparisonRow(workload, figure, a, b, ratio, better));
             });
         }
@@ -54,6 +56,7 @@ public static class Comparison
             f("out-of-order + duplicates", r => r.OutOfOrder + r.Duplicates, "0");
             f("errors", r => r.Errors.Values.Sum(), "0");
             f("tool cores", r => r.Cpu.ToolCores, "< 0.8");
+            f("other processes' cores", r => r.Cpu.OtherCores ?? double.NaN, "< 0.2");
         }
 
         // fanout: the main workload; saturate: the same offered at twice the rate (the box
@@ -74,6 +77,7 @@ public static class Comparison
             f("latency p99 ms", r => r.Latency.P99Ms, "lower");
             f("errors", r => r.Errors.Values.Sum(), "0");
             f("tool cores", r => r.Cpu.ToolCores, "< 0.8");
+            f("other processes' cores", r => r.Cpu.OtherCores ?? double.NaN, "< 0.2");
         });
         Add<ConnsResult>("conns.json", f =>
         {

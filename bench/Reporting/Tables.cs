@@ -93,6 +93,7 @@ public static class Tables
     {
         t.Add("server CPU (utime+stime / utime)", $"{c.ServerCpuSeconds:0.00} s / {c.ServerUserSeconds:0.00} s over {c.WallSeconds:0.0} s = {c.ServerCores:0.00} cores");
         t.Add("tool CPU (utime+stime / utime)", $"{c.ToolCpuSeconds:0.00} s / {c.ToolUserSeconds:0.00} s = {c.ToolCores:0.00} cores");
+        t.Add("other processes' CPU (the machine's busy time minus servers and tool)", c.OtherCores is { } other ? $"{other:0.00} cores" : "—");
     }
 
     private static string Processes(CpuReport c)
