@@ -44,6 +44,8 @@ public sealed class ActivationSheddingTests(RefusingClusterFixture fixture) : IC
     [InlineData(typeof(SiloOverloadedException), true)]
     [InlineData(typeof(RoomStoreException), true)]
     [InlineData(typeof(TimeoutException), true)]
+    [InlineData(typeof(OperationCanceledException), true)]
+    [InlineData(typeof(TaskCanceledException), true)]
     [InlineData(typeof(InvalidOperationException), false)]
     [InlineData(typeof(NullReferenceException), false)]
     public void IsClusterUnavailable_ExceptionType_MappedAsExpected(Type type, bool unavailable)
