@@ -243,16 +243,11 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         ThrowIfRefused();
         ApplyPolicy(request.Policy);
-        string? dedupeKey = null;
-        if (request.MsgId is { } msgId)
+        if (FindOrdered(request.User, request.MsgId, out var dedupeKey) is { } firstSeq)
         {
-            dedupeKey = DedupeKey(request.User, msgId);
-            if (_seqByMsgId.TryGetValue(dedupeKey, out var firstSeq))
-            {
-                // A retry: acked with the first seq once that one is committed, never delivered twice.
-                await WaitCommittedAsync(firstSeq);
-                return new PublishResult(firstSeq, _epoch, Duplicate: true);
-            }
+            // A retry: acked with the first seq once that one is committed, never delivered twice.
+            await WaitCommittedAsync(firstSeq);
+            return new PublishResult(firstSeq, _epoch, Duplicate: true);
         }
 
         if (_failure is not null)
@@ -260,14 +255,8 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
             throw _failure;
         }
 
-        var message = new RoomMessage(++_seq, request.User, _time.GetUtcNow().ToUnixTimeMilliseconds(), request.Payload);
-        if (dedupeKey is not null)
-        {
-            RememberMsgId(dedupeKey, message.Seq);
-        }
-
-        var stored = new StoredMessage(message, request.MsgId);
-        _traces.Add(message.Seq, activity);
+        var stored = OrderNew(request.User, request.Payload, request.MsgId, dedupeKey, activity);
+        var message = stored.Message;
         if (!_store.IsDurable)
         {
             Commit([stored]);
@@ -304,29 +293,18 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         {
             var item = messages[i];
             activities[i] = BrokerActivity.StartBatchedCommit(_namespace, _room, item.MsgId, item.TraceParent);
-            string? dedupeKey = null;
-            if (item.MsgId is { } msgId)
+            if (FindOrdered(request.User, item.MsgId, out var dedupeKey) is { } firstSeq)
             {
-                dedupeKey = DedupeKey(request.User, msgId);
-                if (_seqByMsgId.TryGetValue(dedupeKey, out var firstSeq))
-                {
-                    // A retry (of an earlier call, or earlier in this batch): the first seq, once committed.
-                    results[i] = new PublishResult(firstSeq, _epoch, Duplicate: true);
-                    waitFor = Math.Max(waitFor, firstSeq);
-                    continue;
-                }
+                // A retry (of an earlier call, or earlier in this batch): the first seq, once committed.
+                results[i] = new PublishResult(firstSeq, _epoch, Duplicate: true);
+                waitFor = Math.Max(waitFor, firstSeq);
+                continue;
             }
 
-            var message = new RoomMessage(++_seq, request.User, _time.GetUtcNow().ToUnixTimeMilliseconds(), item.Payload);
-            if (dedupeKey is not null)
-            {
-                RememberMsgId(dedupeKey, message.Seq);
-            }
-
-            _traces.Add(message.Seq, activities[i]);
-            (fresh ??= new List<StoredMessage>(messages.Length)).Add(new StoredMessage(message, item.MsgId));
-            results[i] = new PublishResult(message.Seq, _epoch, Duplicate: false);
-            waitFor = message.Seq;
+            var stored = OrderNew(request.User, item.Payload, item.MsgId, dedupeKey, activities[i]);
+            (fresh ??= new List<StoredMessage>(messages.Length)).Add(stored);
+            results[i] = new PublishResult(stored.Message.Seq, _epoch, Duplicate: false);
+            waitFor = stored.Message.Seq;
         }
 
         try
@@ -432,6 +410,26 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
     /// Unambiguous for any user and msgId: the user's length comes first, so no separator inside
     /// a name ("a\nb" + "c" against "a" + "b\nc") can make two publishers' keys equal.
     /// </summary>
+    /// <summary>The seq a publish with this msgId from this user already got, if any; the key it is remembered by otherwise (null without a msgId).</summary>
+    private long? FindOrdered(string user, string? msgId, out string? dedupeKey)
+    {
+        dedupeKey = msgId is null ? null : DedupeKey(user, msgId);
+        return dedupeKey is not null && _seqByMsgId.TryGetValue(dedupeKey, out var firstSeq) ? firstSeq : null;
+    }
+
+    /// <summary>Gives a new message the next seq (in the current turn), remembers its msgId and its trace.</summary>
+    private StoredMessage OrderNew(string user, byte[] payload, string? msgId, string? dedupeKey, System.Diagnostics.Activity? activity)
+    {
+        var message = new RoomMessage(++_seq, user, _time.GetUtcNow().ToUnixTimeMilliseconds(), payload);
+        if (dedupeKey is not null)
+        {
+            RememberMsgId(dedupeKey, message.Seq);
+        }
+
+        _traces.Add(message.Seq, activity);
+        return new StoredMessage(message, msgId);
+    }
+
     private static string DedupeKey(string user, string msgId) =>
         string.Concat(user.Length.ToString(System.Globalization.CultureInfo.InvariantCulture), ":", user, "\n", msgId);
 
