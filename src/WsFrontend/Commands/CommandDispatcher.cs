@@ -120,8 +120,14 @@ public sealed partial class CommandDispatcher
             return refused;
         }
 
+        return await PublishCheckedAsync(caller, room, data, msgId);
+    }
+
+    /// <summary>One publish the caller may make (checked with <see cref="CheckPublishAsync"/>), as one <c>Publish</c> call.</summary>
+    public Task<Outcome<PublishResult>> PublishCheckedAsync(Caller caller, string room, byte[] data, string? msgId)
+    {
         var grain = _grains.Ref<IRoomGrain>(GrainKeys.Of(caller.Namespace, room));
-        return await CallAsync(caller, () => grain.Publish(new PublishRequest(caller.User, data, msgId, caller.Policy)));
+        return CallAsync(caller, () => grain.Publish(new PublishRequest(caller.User, data, msgId, caller.Policy)));
     }
 
     /// <summary>
@@ -156,21 +162,15 @@ public sealed partial class CommandDispatcher
     }
 
     /// <summary>
-    /// Orders publishes the caller may make (checked with <see cref="CheckPublishAsync"/>) to one
-    /// room, in the order given, in one grain call: <c>Publish</c> for one message (as every
-    /// front-end before pipelining did), <c>PublishBatch</c> for more. One result per message, in order;
-    /// refused as a whole when the call fails. The caller keeps at most one such call per room
-    /// in flight: Orleans does not keep two calls in flight in order.
+    /// Orders several publishes the caller may make (checked with <see cref="CheckPublishAsync"/>)
+    /// to one room, in the order given, in one <c>PublishBatch</c> call (a single publish goes as
+    /// <see cref="PublishCheckedAsync"/>). One result per message, in order; refused as a whole
+    /// when the call fails. The caller keeps at most one such call per room in flight: Orleans
+    /// does not keep two calls in flight in order.
     /// </summary>
-    public Task<Outcome<ImmutableArray<PublishResult>>> PublishInOrderAsync(Caller caller, string room, ImmutableArray<BatchedPublish> messages)
+    public Task<Outcome<ImmutableArray<PublishResult>>> PublishBatchAsync(Caller caller, string room, ImmutableArray<BatchedPublish> messages)
     {
         var grain = _grains.Ref<IRoomGrain>(GrainKeys.Of(caller.Namespace, room));
-        if (messages.Length == 1)
-        {
-            var message = messages[0];
-            return CallAsync(caller, async () => ImmutableArray.Create(await grain.Publish(new PublishRequest(caller.User, message.Payload, message.MsgId, caller.Policy))));
-        }
-
         return CallAsync(caller, async () =>
         {
             var results = await grain.PublishBatch(new PublishBatchRequest(caller.User, messages, caller.Policy));

@@ -16,7 +16,7 @@ namespace Broker.Frontend.Connections;
 /// Contract:
 /// - Order per room: each room has at most one call of this connection in flight (a lane);
 ///   publishes that arrive meanwhile queue and leave together, in frame order, as the next call
-///   (<see cref="CommandDispatcher.PublishInOrderAsync"/>). Orleans does not keep two calls in
+///   (<see cref="CommandDispatcher.PublishCheckedAsync"/>, <see cref="CommandDispatcher.PublishBatchAsync"/>). Orleans does not keep two calls in
 ///   flight in order; one at a time keeps the order sent under every failure a single call has.
 /// - Order of replies: acks and errors go out in the order the frames came, whatever order the
 ///   rooms answer in: a reply waits until every publish before it has been answered.
@@ -198,8 +198,7 @@ public sealed class PublishPipeline
         // Goes as Publish, inside the publish's own trace.
         Activity.Current = publish.Activity;
         var frame = publish.Frame!;
-        var outcome = await _dispatcher.PublishInOrderAsync(_connection.Caller, room, [new BatchedPublish(frame.Data!, frame.MsgId)]);
-        Finish(publish, outcome.Refused ?? (Outcome<PublishResult>)outcome.Value[0]);
+        Finish(publish, await _dispatcher.PublishCheckedAsync(_connection.Caller, room, frame.Data!, frame.MsgId));
     }
 
     private async Task CallAsync(string room, List<PendingPublish> batch)
@@ -213,7 +212,7 @@ public sealed class PublishPipeline
             messages[i] = new BatchedPublish(frame.Data!, frame.MsgId, BrokerActivity.TraceParentOf(batch[i].Activity));
         }
 
-        var outcome = await _dispatcher.PublishInOrderAsync(_connection.Caller, room, ImmutableCollectionsMarshal.AsImmutableArray(messages));
+        var outcome = await _dispatcher.PublishBatchAsync(_connection.Caller, room, ImmutableCollectionsMarshal.AsImmutableArray(messages));
         for (var i = 0; i < batch.Count; i++)
         {
             Finish(batch[i], outcome.Refused ?? (Outcome<PublishResult>)outcome.Value[i]);
